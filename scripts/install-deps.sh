@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs every Debian bookworm package Chronos needs to build, test and run.
+# Idempotent: packages already present are skipped, and apt is only touched
+# when something is missing. Run as root (CI and `make run`/`make test` do).
+set -euo pipefail
+
+PACKAGES=(
+  # toolchain
+  build-essential cmake ninja-build pkg-config ccache clang libclang-rt-14-dev
+  # consensus and storage
+  libraft-dev libuv1-dev librocksdb-dev
+  # API server, HTTP client, crypto
+  libboost-dev libcurl4-openssl-dev libssl-dev libsodium-dev
+  # time zones, JSON, YAML, CLI, logging
+  libabsl-dev tzdata nlohmann-json3-dev libyaml-cpp-dev libcli11-dev
+  libspdlog-dev libfmt-dev
+  # tests
+  libgtest-dev libgmock-dev libbenchmark-dev curl python3 procps
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing packages: ${missing[*]}" >&2
+  echo "install-deps: run as root (or: sudo $0) to install them" >&2
+  exit 1
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"

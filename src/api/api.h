@@ -1,0 +1,38 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "api/http_server.h"
+#include "base/clock.h"
+#include "model/job.h"
+#include "raft/raft_node.h"
+#include "store/store.h"
+
+namespace chronos::api {
+
+struct ApiOptions {
+  std::string node_id = "node-1";
+  std::string version = "0.0.0";
+  model::JobDefaults job_defaults;
+};
+
+// The Chronos HTTP API (SPEC §5, shapes in docs/api.md) over a store and a
+// Raft node: reads are answered from the local store, writes are proposed
+// through Raft and answered after they are committed and applied.
+//
+// Thread safety: handle() is called concurrently from the HTTP server's I/O
+// threads; it never blocks on Raft (responses to writes are sent from the
+// proposal's completion). The store, raft node and clock must outlive it.
+class Api {
+ public:
+  Api(ApiOptions options, store::Store* store, raft::RaftNode* raft, const Clock* clock);
+
+  void handle(HttpRequest request, Responder respond);
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace chronos::api

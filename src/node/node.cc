@@ -1,0 +1,113 @@
+#include "node/node.h"
+
+#include <filesystem>
+
+#include "base/strings.h"
+#include "api/api.h"
+#include "api/http_server.h"
+#include "base/clock.h"
+#include "raft/raft_node.h"
+#include "spdlog/spdlog.h"
+#include "store/store.h"
+
+#ifndef CHRONOS_VERSION
+#define CHRONOS_VERSION "0.0.0"
+#endif
+
+namespace chronos::node {
+namespace {
+
+// "id@host:port" or "host:port" (id = the address, hashed).
+Result<std::vector<raft::Peer>> parse_peers(const std::vector<std::string>& peers) {
+  std::vector<raft::Peer> out;
+  for (const auto& p : peers) {
+    auto at = p.find('@');
+    std::string id = at == std::string::npos ? p : p.substr(0, at);
+    std::string address = at == std::string::npos ? p : p.substr(at + 1);
+    CHRONOS_RETURN_IF_ERROR(api::split_host_port(address, "cluster.raft.peers"));
+    out.push_back({raft::raft_id_for(id), address});
+  }
+  return out;
+}
+
+class NodeImpl final : public Node {
+ public:
+  ~NodeImpl() override { stop(); }
+
+  Status init(const NodeConfig& config) {
+    config_ = config;
+    std::error_code ec;
+    std::filesystem::create_directories(config.data_dir, ec);
+    if (ec) {
+      return Error::validation("cluster.data_dir", str_cat("cannot create ", config.data_dir,
+                                                                ": ", ec.message()));
+    }
+    CHRONOS_RETURN_IF_ERROR(api::split_host_port(config.raft_address, "cluster.raft.address"));
+    CHRONOS_ASSIGN_OR_RETURN(store_, store::Store::open(
+                                         (std::filesystem::path(config.data_dir) / "store").string()));
+
+    raft::RaftConfig rc;
+    rc.id = raft::raft_id_for(config.node_id);
+    rc.address = config.raft_address;
+    rc.dir = (std::filesystem::path(config.data_dir) / "raft").string();
+    CHRONOS_ASSIGN_OR_RETURN(rc.bootstrap_voters, parse_peers(config.raft_peers));
+    rc.heartbeat_timeout = config.heartbeat_timeout;
+    rc.election_timeout = config.election_timeout;
+    rc.snapshot_threshold = config.snapshot_threshold;
+    rc.snapshot_trailing = std::min(config.snapshot_trailing, config.snapshot_threshold);
+    CHRONOS_ASSIGN_OR_RETURN(raft_, raft::RaftNode::start(rc, store_.get()));
+
+    api::ApiOptions ao;
+    ao.node_id = config.node_id;
+    ao.version = CHRONOS_VERSION;
+    ao.job_defaults.missed_run_policy = config.missed_run_policy;
+    api_ = std::make_unique<api::Api>(ao, store_.get(), raft_.get(), RealClock::instance());
+
+    api::HttpServerOptions ho;
+    ho.address = config.http_address;
+    ho.threads = config.http_threads;
+    api::Api* api = api_.get();
+    CHRONOS_ASSIGN_OR_RETURN(
+        http_, api::HttpServer::start(ho, [api](api::HttpRequest req, api::Responder respond) {
+          api->handle(std::move(req), std::move(respond));
+        }));
+    auto hp = api::split_host_port(config.http_address, "server.http.address");
+    url_ = str_cat("http://", hp->first, ":", http_->port());
+    return ok_status();
+  }
+
+  std::string url() const override { return url_; }
+
+  void stop() override {
+    // Order matters: responders of pending proposals post into the HTTP
+    // server's executor, so it must outlive the Raft node's callbacks.
+    if (http_) http_->stop();
+    if (raft_) raft_->stop();
+    raft_.reset();
+    api_.reset();
+    http_.reset();
+    store_.reset();
+  }
+
+ private:
+  NodeConfig config_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<raft::RaftNode> raft_;
+  std::unique_ptr<api::Api> api_;
+  std::unique_ptr<api::HttpServer> http_;
+  std::string url_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Node>> Node::start(const NodeConfig& config) {
+  auto node = std::make_unique<NodeImpl>();
+  auto st = node->init(config);
+  if (!st.ok()) {
+    node->stop();
+    return std::move(st).error();
+  }
+  return std::unique_ptr<Node>(std::move(node));
+}
+
+}  // namespace chronos::node

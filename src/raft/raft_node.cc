@@ -1,0 +1,589 @@
+#include "raft/raft_node.h"
+
+#include <uv.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "base/strings.h"
+#include "spdlog/spdlog.h"
+
+extern "C" {
+#include <raft.h>
+#include <raft/uv.h>
+}
+
+namespace chronos::raft {
+
+std::string_view to_string(Role r) {
+  switch (r) {
+    case Role::kUnavailable:
+      return "unavailable";
+    case Role::kFollower:
+      return "follower";
+    case Role::kCandidate:
+      return "candidate";
+    case Role::kLeader:
+      return "leader";
+  }
+  return "unavailable";
+}
+
+uint64_t raft_id_for(std::string_view node_id) {
+  uint64_t id = 0;
+  if (parse_int(node_id, &id) && id > 0) return id;
+  uint64_t h = raft_digest(node_id.data(), node_id.size());
+  return h == 0 ? 1 : h;
+}
+
+namespace {
+
+Role role_of(int state) {
+  switch (state) {
+    case RAFT_FOLLOWER:
+      return Role::kFollower;
+    case RAFT_CANDIDATE:
+      return Role::kCandidate;
+    case RAFT_LEADER:
+      return Role::kLeader;
+    default:
+      return Role::kUnavailable;
+  }
+}
+
+std::string_view member_role(int role) {
+  switch (role) {
+    case RAFT_VOTER:
+      return "voter";
+    case RAFT_STANDBY:
+      return "standby";
+    default:
+      return "spare";
+  }
+}
+
+Error raft_error(int rv, std::string_view what) {
+  if (rv == RAFT_NOTLEADER || rv == RAFT_LEADERSHIPLOST) {
+    return Error{ErrorCode::kNoLeader, str_cat(what, ": ", raft_strerror(rv)), {}};
+  }
+  return Error{ErrorCode::kUnavailable, str_cat(what, ": ", raft_strerror(rv)), {}};
+}
+
+class RaftNodeImpl;
+
+// Log entry framing: u32 little-endian payload length, the payload, zero
+// padding to a multiple of 8 bytes. libraft 0.15's segment writer corrupts
+// closed segments when an entry's length is not a multiple of 8 (seen as
+// "entries count ... in preamble is too high" on the next start; upstream
+// canonical/raft#304), so every entry is padded.
+struct raft_buffer frame_entry(const std::string& payload) {
+  struct raft_buffer buf;
+  size_t len = 4 + payload.size();
+  buf.len = (len + 7) / 8 * 8;
+  buf.base = raft_malloc(buf.len);
+  if (buf.base == nullptr) return buf;
+  auto* out = static_cast<uint8_t*>(buf.base);
+  uint32_t n = static_cast<uint32_t>(payload.size());
+  for (int i = 0; i < 4; ++i) out[i] = static_cast<uint8_t>(n >> (8 * i));
+  std::memcpy(out + 4, payload.data(), payload.size());
+  std::memset(out + len, 0, buf.len - len);
+  return buf;
+}
+
+// The payload of a framed entry; an impossible length yields a view that
+// fails to decode (the caller treats that as corruption).
+std::string_view unframe_entry(const struct raft_buffer& buf) {
+  if (buf.len < 4) return {};
+  const auto* in = static_cast<const uint8_t*>(buf.base);
+  uint32_t n = 0;
+  for (int i = 0; i < 4; ++i) n |= static_cast<uint32_t>(in[i]) << (8 * i);
+  if (n > buf.len - 4) return {};
+  return std::string_view(reinterpret_cast<const char*>(in + 4), n);
+}
+
+// One queued proposal or barrier. Owned by the queue, then by libraft's
+// request (req.data) until its callback fires.
+struct Proposal {
+  RaftNodeImpl* node = nullptr;
+  model::CommandBatch batch;
+  RaftNode::ProposeCallback propose_cb;  // set for proposals
+  RaftNode::BarrierCallback barrier_cb;  // set for barriers
+  struct raft_apply apply_req {};
+  struct raft_barrier barrier_req {};
+};
+
+class RaftNodeImpl final : public RaftNode {
+ public:
+  RaftNodeImpl(RaftConfig config, store::Store* store)
+      : config_(std::move(config)), store_(store) {}
+
+  ~RaftNodeImpl() override { stop(); }
+
+  Status init() {
+    std::error_code ec;
+    std::filesystem::create_directories(config_.dir, ec);
+    if (ec) {
+      return Error{ErrorCode::kUnavailable,
+                   str_cat("cannot create raft dir ", config_.dir, ": ", ec.message()), {}};
+    }
+    int rv = uv_loop_init(&loop_);
+    if (rv != 0) return Error::internal(str_cat("uv_loop_init: ", uv_strerror(rv)));
+    loop_open_ = true;
+    rv = uv_async_init(&loop_, &wakeup_, &RaftNodeImpl::on_wakeup);
+    if (rv != 0) return Error::internal(str_cat("uv_async_init: ", uv_strerror(rv)));
+    wakeup_.data = this;
+    rv = uv_timer_init(&loop_, &status_timer_);
+    CHRONOS_CHECK(rv == 0) << "uv_timer_init: " << uv_strerror(rv);  // cannot fail in libuv 1.x
+    status_timer_.data = this;
+    handles_open_ = true;
+
+    rv = raft_uv_tcp_init(&transport_, &loop_);
+    if (rv != 0) return raft_error(rv, "raft_uv_tcp_init");
+    rv = raft_uv_init(&io_, &loop_, config_.dir.c_str(), &transport_);
+    if (rv != 0) return raft_error(rv, str_cat("raft_uv_init (", io_.errmsg, ")"));
+
+    // FSM version 2: libraft 0.15's raft_uv has no async_work, which
+    // version 3 (snapshot_async) requires; the image is cut on the loop
+    // thread (docs/architecture.md records the cost).
+    fsm_.version = 2;
+    fsm_.data = this;
+    fsm_.apply = &RaftNodeImpl::fsm_apply;
+    fsm_.snapshot = &RaftNodeImpl::fsm_snapshot;
+    fsm_.snapshot_async = nullptr;
+    fsm_.snapshot_finalize = &RaftNodeImpl::fsm_snapshot_finalize;
+    fsm_.restore = &RaftNodeImpl::fsm_restore;
+
+    rv = raft_init(&raft_, &io_, &fsm_, config_.id, config_.address.c_str());
+    if (rv != 0) return raft_error(rv, str_cat("raft_init (", raft_errmsg(&raft_), ")"));
+    raft_.data = this;
+    raft_open_ = true;
+    raft_set_heartbeat_timeout(&raft_,
+                               static_cast<unsigned>(absl::ToInt64Milliseconds(config_.heartbeat_timeout)));
+    raft_set_election_timeout(&raft_,
+                              static_cast<unsigned>(absl::ToInt64Milliseconds(config_.election_timeout)));
+    raft_set_snapshot_threshold(&raft_, config_.snapshot_threshold);
+    raft_set_snapshot_trailing(&raft_, config_.snapshot_trailing);
+    raft_set_pre_vote(&raft_, true);
+
+    CHRONOS_RETURN_IF_ERROR(bootstrap_if_new());
+
+    rv = raft_start(&raft_);
+    if (rv != 0) return raft_error(rv, str_cat("raft_start (", raft_errmsg(&raft_), ")"));
+    refresh_status();
+    uv_timer_start(&status_timer_, &RaftNodeImpl::on_status_timer, 20, 20);
+    thread_ = std::thread([this] { run_loop(); });
+    return ok_status();
+  }
+
+  void propose(model::CommandBatch batch, ProposeCallback cb) override {
+    auto p = std::make_unique<Proposal>();
+    p->node = this;
+    p->batch = std::move(batch);
+    p->propose_cb = std::move(cb);
+    enqueue(std::move(p));
+  }
+
+  void barrier(BarrierCallback cb) override {
+    auto p = std::make_unique<Proposal>();
+    p->node = this;
+    p->barrier_cb = std::move(cb);
+    enqueue(std::move(p));
+  }
+
+  RaftStatus status() const override {
+    std::lock_guard lock(status_mu_);
+    return status_;
+  }
+
+  void stop() override {
+    {
+      std::lock_guard lock(queue_mu_);
+      stopping_ = true;
+    }
+    if (thread_.joinable()) {
+      uv_async_send(&wakeup_);
+      thread_.join();
+    }
+    if (loop_open_ && !thread_started_) {
+      // init() failed half-way: close what was opened, running the loop here.
+      begin_shutdown();
+      uv_run(&loop_, UV_RUN_DEFAULT);
+    }
+    if (loop_open_) {
+      uv_loop_close(&loop_);
+      loop_open_ = false;
+    }
+  }
+
+ private:
+  // ---- lifecycle (loop thread unless noted) ----
+
+  // Called before raft_start on the caller's thread. An empty directory is
+  // bootstrapped with the configured voters; a used one returns
+  // RAFT_CANTBOOTSTRAP, which is the normal restart path.
+  Status bootstrap_if_new() {
+    struct raft_configuration conf;
+    raft_configuration_init(&conf);
+    std::vector<Peer> voters = config_.bootstrap_voters;
+    if (voters.empty()) voters.push_back({config_.id, config_.address});
+    for (const auto& v : voters) {
+      int rv = raft_configuration_add(&conf, v.id, v.address.c_str(), RAFT_VOTER);
+      if (rv != 0) {
+        raft_configuration_close(&conf);
+        return raft_error(rv, str_cat("bootstrap configuration (", v.address, ")"));
+      }
+    }
+    int rv = raft_bootstrap(&raft_, &conf);
+    raft_configuration_close(&conf);
+    if (rv == 0) {
+      spdlog::info("raft: bootstrapped a new cluster with {} voter(s)", voters.size());
+      return ok_status();
+    }
+    if (rv == RAFT_CANTBOOTSTRAP) return ok_status();
+    return raft_error(rv, str_cat("raft_bootstrap (", raft_errmsg(&raft_), ")"));
+  }
+
+  void run_loop() {
+    thread_started_ = true;
+    uv_run(&loop_, UV_RUN_DEFAULT);
+  }
+
+  void close_handles() {
+    if (handles_open_) {
+      uv_close(reinterpret_cast<uv_handle_t*>(&wakeup_), nullptr);
+      uv_close(reinterpret_cast<uv_handle_t*>(&status_timer_), nullptr);
+      handles_open_ = false;
+    }
+  }
+
+  void begin_shutdown() {
+    if (closing_) return;
+    closing_ = true;
+    fail_queued(Error{ErrorCode::kUnavailable, "node is shutting down", {}});
+    if (handles_open_) uv_timer_stop(&status_timer_);
+    close_handles();
+    if (raft_open_) {
+      // raft_close fails in-flight requests (their callbacks run with an
+      // error status), then closes the io; the transport is closed by
+      // raft_uv_close's chain once the loop drains.
+      raft_close(&raft_, &RaftNodeImpl::on_raft_closed);
+    }
+  }
+
+  static void on_raft_closed(struct raft* r) {
+    auto* self = static_cast<RaftNodeImpl*>(r->data);
+    raft_uv_close(&self->io_);
+    raft_uv_tcp_close(&self->transport_);
+    {
+      std::lock_guard lock(self->status_mu_);
+      self->status_.role = Role::kUnavailable;
+      self->status_.caught_up = false;
+    }
+  }
+
+  // ---- proposals ----
+
+  void enqueue(std::unique_ptr<Proposal> p) {
+    {
+      std::lock_guard lock(queue_mu_);
+      if (!stopping_ && queue_.size() < config_.max_pending_proposals) {
+        queue_.push_back(std::move(p));
+        p = nullptr;
+      }
+    }
+    if (p) {
+      bool stopping;
+      {
+        std::lock_guard lock(queue_mu_);
+        stopping = stopping_;
+      }
+      complete(p.get(), Error{ErrorCode::kUnavailable,
+                              stopping ? "node is shutting down" : "proposal queue is full", {}});
+      return;
+    }
+    uv_async_send(&wakeup_);
+  }
+
+  static void on_wakeup(uv_async_t* handle) {
+    auto* self = static_cast<RaftNodeImpl*>(handle->data);
+    bool stopping;
+    {
+      std::lock_guard lock(self->queue_mu_);
+      stopping = self->stopping_;
+    }
+    if (stopping) {
+      self->begin_shutdown();
+      return;
+    }
+    self->drain_queue();
+  }
+
+  void drain_queue() {
+    std::deque<std::unique_ptr<Proposal>> batch;
+    {
+      std::lock_guard lock(queue_mu_);
+      batch.swap(queue_);
+    }
+    for (auto& p : batch) submit(std::move(p));
+  }
+
+  void fail_queued(const Error& e) {
+    std::deque<std::unique_ptr<Proposal>> batch;
+    {
+      std::lock_guard lock(queue_mu_);
+      batch.swap(queue_);
+    }
+    for (auto& p : batch) complete(p.get(), e);
+  }
+
+  void submit(std::unique_ptr<Proposal> p) {
+    if (raft_state(&raft_) != RAFT_LEADER) {
+      complete(p.get(), Error{ErrorCode::kNoLeader, "this node is not the leader", {}});
+      return;
+    }
+    if (p->barrier_cb) {
+      p->barrier_req.data = p.get();
+      int rv = raft_barrier(&raft_, &p->barrier_req, &RaftNodeImpl::on_barrier_done);
+      if (rv != 0) {
+        complete(p.get(), raft_error(rv, "raft_barrier"));
+        return;
+      }
+      p.release();  // owned by the request until on_barrier_done
+      return;
+    }
+    struct raft_buffer buf = frame_entry(model::encode_batch(p->batch));
+    if (buf.base == nullptr) {
+      complete(p.get(), Error{ErrorCode::kUnavailable, "out of memory", {}});
+      return;
+    }
+    p->apply_req.data = p.get();
+    int rv = raft_apply(&raft_, &p->apply_req, &buf, 1, &RaftNodeImpl::on_apply_done);
+    if (rv != 0) {
+      raft_free(buf.base);
+      complete(p.get(), raft_error(rv, "raft_apply"));
+      return;
+    }
+    awaited_indexes_.insert(p->apply_req.index);
+    p.release();  // owned by the request until on_apply_done
+  }
+
+  static void complete(Proposal* p, Error e) {
+    if (p->propose_cb) p->propose_cb(std::move(e));
+    if (p->barrier_cb) p->barrier_cb(std::move(e));
+  }
+
+  static void on_apply_done(struct raft_apply* req, int status, void* result) {
+    std::unique_ptr<Proposal> p(static_cast<Proposal*>(req->data));
+    std::unique_ptr<store::ApplyOutcome> outcome(static_cast<store::ApplyOutcome*>(result));
+    p->node->awaited_indexes_.erase(req->index);
+    // Refresh first so a client that sees its write acknowledged also sees
+    // it in the status (applied index) it reads next.
+    p->node->refresh_status();
+    if (status != 0) {
+      complete(p.get(), raft_error(status, "proposal not applied"));
+      return;
+    }
+    CHRONOS_CHECK(outcome != nullptr) << "applied entry " << req->index << " has no outcome";
+    p->propose_cb(std::move(*outcome));
+  }
+
+  static void on_barrier_done(struct raft_barrier* req, int status) {
+    std::unique_ptr<Proposal> p(static_cast<Proposal*>(req->data));
+    if (status != 0) {
+      complete(p.get(), raft_error(status, "barrier"));
+      return;
+    }
+    p->barrier_cb(ok_status());
+  }
+
+  // ---- FSM (loop thread) ----
+
+  static int fsm_apply(struct raft_fsm* fsm, const struct raft_buffer* buf, void** result) {
+    auto* self = static_cast<RaftNodeImpl*>(fsm->data);
+    *result = nullptr;
+    // libraft applies entries in order and advances last_applied after each
+    // (commands, barriers and configuration changes alike), so the entry
+    // being applied is the one after it.
+    uint64_t index = raft_last_applied(&self->raft_) + 1;
+    auto batch = model::decode_batch(unframe_entry(*buf));
+    // A committed entry that does not decode is a bug or corruption that
+    // libraft's checksums did not catch; applying around it would make this
+    // node diverge from its peers.
+    CHRONOS_CHECK(batch.ok()) << "undecodable log entry " << index << ": "
+                              << batch.error().message;
+    auto outcome = self->store_->apply(index, *batch);
+    CHRONOS_CHECK(outcome.ok()) << "store apply of entry " << index
+                                << " failed: " << outcome.error().message;
+    if (self->awaited_indexes_.count(index) != 0) {
+      *result = new store::ApplyOutcome(std::move(outcome).value());
+    }
+    return 0;
+  }
+
+  // The image is the store's own consistent snapshot and carries its applied
+  // index, so replayed entries at or below it are skipped after a restore.
+  // Buffers are ours (version 2): freed in fsm_snapshot_finalize.
+  static int fsm_snapshot(struct raft_fsm* fsm, struct raft_buffer* bufs[], unsigned* n_bufs) {
+    auto* self = static_cast<RaftNodeImpl*>(fsm->data);
+    auto image = self->store_->serialize_snapshot();
+    if (!image.ok()) {
+      spdlog::error("raft: snapshot failed: {}", image.error().message);
+      return RAFT_IOERR;
+    }
+    auto* arr = static_cast<struct raft_buffer*>(raft_malloc(sizeof(struct raft_buffer)));
+    if (arr == nullptr) return RAFT_NOMEM;
+    arr[0].len = image->size();
+    arr[0].base = raft_malloc(arr[0].len);
+    if (arr[0].base == nullptr) {
+      raft_free(arr);
+      return RAFT_NOMEM;
+    }
+    std::memcpy(arr[0].base, image->data(), arr[0].len);
+    *bufs = arr;
+    *n_bufs = 1;
+    return 0;
+  }
+
+  static int fsm_snapshot_finalize(struct raft_fsm*, struct raft_buffer* bufs[],
+                                   unsigned* n_bufs) {
+    if (*bufs != nullptr) {
+      for (unsigned i = 0; i < *n_bufs; ++i) raft_free((*bufs)[i].base);
+      raft_free(*bufs);
+    }
+    *bufs = nullptr;
+    *n_bufs = 0;
+    return 0;
+  }
+
+  // On success the FSM owns buf->base (libraft's contract).
+  static int fsm_restore(struct raft_fsm* fsm, struct raft_buffer* buf) {
+    auto* self = static_cast<RaftNodeImpl*>(fsm->data);
+    std::string_view image(static_cast<const char*>(buf->base), buf->len);
+    auto image_index = store::Store::snapshot_applied_index(image);
+    if (!image_index.ok()) {
+      spdlog::error("raft: snapshot image rejected: {}", image_index.error().message);
+      return RAFT_CORRUPT;
+    }
+    // At start-up libraft restores its latest snapshot before replaying the
+    // log. The store persists its own applied index, so when it already holds
+    // that state (the usual restart) the restore is skipped.
+    if (self->store_->applied_index() >= *image_index) {
+      spdlog::info("raft: store at index {} already covers snapshot at {}",
+                   self->store_->applied_index(), *image_index);
+    } else {
+      auto st = self->store_->restore_snapshot(image);
+      if (!st.ok()) {
+        spdlog::error("raft: snapshot restore failed: {}", st.error().message);
+        return RAFT_IOERR;
+      }
+      spdlog::info("raft: restored snapshot at index {}", *image_index);
+    }
+    raft_free(buf->base);
+    return 0;
+  }
+
+  // ---- status ----
+
+  static void on_status_timer(uv_timer_t* t) {
+    static_cast<RaftNodeImpl*>(t->data)->refresh_status();
+  }
+
+  void refresh_status() {
+    RaftStatus s;
+    s.id = config_.id;
+    s.address = config_.address;
+    s.role = role_of(raft_state(&raft_));
+    raft_id leader_id = 0;
+    const char* leader_address = nullptr;
+    raft_leader(&raft_, &leader_id, &leader_address);
+    s.leader_id = leader_id;
+    if (leader_address != nullptr) s.leader_address = leader_address;
+    s.term = raft_.current_term;
+    s.commit_index = raft_.commit_index;
+    s.applied_index = raft_last_applied(&raft_);
+    s.last_index = raft_last_index(&raft_);
+    for (unsigned i = 0; i < raft_.configuration.n; ++i) {
+      const auto& srv = raft_.configuration.servers[i];
+      s.members.push_back({srv.id, srv.address ? srv.address : "",
+                           std::string(member_role(srv.role))});
+    }
+    if (s.role == Role::kLeader) {
+      // A new leader may not yet have applied entries of older terms: it
+      // knows they are committed only once an entry of its own term commits.
+      // A barrier per term gives that entry; until it is applied, local
+      // reads could be stale and the node is not caught up.
+      if (barrier_term_ != s.term && !closing_) {
+        barrier_term_ = s.term;
+        auto p = std::make_unique<Proposal>();
+        p->node = this;
+        uint64_t term = s.term;
+        p->barrier_cb = [this, term](Status st) {
+          if (st.ok()) {
+            caught_up_term_ = term;
+            refresh_status();
+          }
+        };
+        submit(std::move(p));
+      }
+      // Once that barrier is applied the leader has every committed entry;
+      // later entries are applied in the same loop turn that commits them
+      // (a refresh from inside an apply batch may see commit > applied for
+      // a moment, which is not lag).
+      s.caught_up = caught_up_term_ == s.term;
+    } else {
+      s.caught_up = s.role == Role::kFollower && s.leader_id != 0 &&
+                    s.applied_index >= s.commit_index;
+    }
+    std::lock_guard lock(status_mu_);
+    status_ = std::move(s);
+  }
+
+  RaftConfig config_;
+  store::Store* store_;
+
+  // Loop-thread state.
+  uv_loop_t loop_{};
+  uv_async_t wakeup_{};
+  uv_timer_t status_timer_{};
+  struct raft_uv_transport transport_ {};
+  struct raft_io io_ {};
+  struct raft_fsm fsm_ {};
+  struct raft raft_ {};
+  bool loop_open_ = false;
+  bool raft_open_ = false;
+  bool closing_ = false;
+  bool handles_open_ = false;
+  uint64_t barrier_term_ = 0;  // term whose leadership barrier was proposed
+  std::atomic<bool> thread_started_{false};
+  uint64_t caught_up_term_ = 0;
+  std::unordered_set<uint64_t> awaited_indexes_;  // our proposals not yet applied
+  std::thread thread_;
+
+  std::mutex queue_mu_;
+  std::deque<std::unique_ptr<Proposal>> queue_;  // guarded by queue_mu_
+  bool stopping_ = false;                        // guarded by queue_mu_
+
+  mutable std::mutex status_mu_;
+  RaftStatus status_;  // guarded by status_mu_
+};
+
+}  // namespace
+
+Result<std::unique_ptr<RaftNode>> RaftNode::start(const RaftConfig& config, store::Store* store) {
+  auto node = std::make_unique<RaftNodeImpl>(config, store);
+  auto st = node->init();
+  if (!st.ok()) {
+    node->stop();
+    return std::move(st).error();
+  }
+  return std::unique_ptr<RaftNode>(std::move(node));
+}
+
+}  // namespace chronos::raft

@@ -1,0 +1,53 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+// The store's keyspace (DESIGN.md "Keyspace"): one ASCII letter and '/' per
+// record kind, big-endian integers so numeric parts sort. Ids, namespaces
+// and names never contain '/' (the proposer validates them; apply refuses
+// them), so a prefix `x/<id>/` never matches another id's keys.
+//
+//   j/<job_id>                    current job
+//   n/<namespace>/<name>          job id (name index)
+//   v/<job_id>/<u64 BE version>   job at each version
+//   m/applied_index, m/schema_version
+//
+// Pure functions; no RocksDB types, so tests and other modules can use them.
+namespace chronos::store::keys {
+
+inline constexpr std::string_view kJobPrefix = "j/";
+inline constexpr std::string_view kNamePrefix = "n/";
+inline constexpr std::string_view kVersionPrefix = "v/";
+inline constexpr std::string_view kAppliedIndex = "m/applied_index";
+inline constexpr std::string_view kSchemaVersion = "m/schema_version";
+inline constexpr uint64_t kCurrentSchemaVersion = 1;
+
+// True when `part` can be one segment of a key: not empty, no '/'.
+bool is_key_segment(std::string_view part);
+
+std::string job(std::string_view job_id);
+std::string name(std::string_view ns, std::string_view name);
+// `n/<namespace>/`: every name key of one namespace.
+std::string namespace_prefix(std::string_view ns);
+// `v/<job_id>/`: every version key of one job.
+std::string versions_prefix(std::string_view job_id);
+std::string version(std::string_view job_id, uint64_t version);
+
+// The smallest key greater than every key starting with `prefix` (its last
+// byte incremented; prefixes here end in '/', so no carry is needed).
+std::string prefix_end(std::string_view prefix);
+
+std::string encode_u64(uint64_t v);                          // 8 bytes, big-endian
+std::optional<uint64_t> decode_u64(std::string_view bytes);  // nullopt unless 8 bytes
+
+// List cursors: the hex of a name key. Opaque to clients; decode_cursor
+// rejects anything that is not the hex of a well-formed `n/<ns>/<name>` key.
+std::string encode_cursor(std::string_view name_key);
+std::optional<std::string> decode_cursor(std::string_view cursor);
+// The namespace segment of a well-formed name key.
+std::string_view namespace_of_name_key(std::string_view name_key);
+
+}  // namespace chronos::store::keys

@@ -1,0 +1,689 @@
+#include "store/store.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "store/keys.h"
+#include "store/snapshot_image.h"
+
+namespace chronos::store {
+namespace {
+
+using model::CommandBatch;
+using model::DeleteJob;
+using model::Job;
+using model::Noop;
+using model::PutJob;
+
+// A fresh directory per test, removed at the end.
+class TempDir {
+ public:
+  TempDir() {
+    std::string templ = (std::filesystem::temp_directory_path() / "store_test.XXXXXX").string();
+    CHRONOS_CHECK(mkdtemp(templ.data()) != nullptr) << "mkdtemp failed";
+    path_ = templ;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  std::string path(std::string_view sub = "db") const { return (path_ / sub).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+Job make_job(std::string id, std::string name, std::string ns = "default", int64_t version = 1) {
+  Job job;
+  job.id = std::move(id);
+  job.name = std::move(name);
+  job.namespace_ = std::move(ns);
+  job.schedule = "*/5 * * * *";
+  job.description = "job " + job.name;
+  job.created_at = absl::FromUnixSeconds(1700000000);
+  job.updated_at = absl::FromUnixSeconds(1700000000 + version);
+  job.version = version;
+  return job;
+}
+
+// The next version of `job` as a proposer would build it.
+Job next_version(Job job) {
+  ++job.version;
+  job.updated_at += absl::Seconds(1);
+  return job;
+}
+
+CommandBatch batch_of(std::vector<model::Command> commands) {
+  return CommandBatch{std::move(commands)};
+}
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override { store_ = open_store(dir_.path()); }
+
+  static std::unique_ptr<Store> open_store(const std::string& path) {
+    Result<std::unique_ptr<Store>> store = Store::open(path);
+    CHRONOS_CHECK(store.ok()) << store.error().message;
+    return std::move(store).value();
+  }
+
+  // Applies `commands` as the next log entry; returns the per-command results.
+  std::vector<Result<CommandEffect>> apply(std::vector<model::Command> commands) {
+    Result<ApplyOutcome> outcome = store_->apply(++index_, batch_of(std::move(commands)));
+    CHRONOS_CHECK(outcome.ok()) << outcome.error().message;
+    CHRONOS_CHECK(!outcome->skipped);
+    return std::move(outcome).value().results;
+  }
+
+  Result<CommandEffect> apply_one(model::Command command) {
+    std::vector<Result<CommandEffect>> results = apply({std::move(command)});
+    CHRONOS_CHECK(results.size() == 1);
+    return std::move(results[0]);
+  }
+
+  void create(const Job& job) {
+    Result<CommandEffect> r = apply_one(PutJob{job, 0});
+    CHRONOS_CHECK(r.ok()) << r.error().message;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Store> store_;
+  uint64_t index_ = 0;
+};
+
+ErrorCode code_of(const Result<CommandEffect>& r) { return r.error().code; }
+
+std::vector<std::string> names_of(const ListPage& page) {
+  std::vector<std::string> out;
+  for (const Job& job : page.jobs) out.push_back(job.namespace_ + "/" + job.name);
+  return out;
+}
+
+// --- create / get / find ---
+
+TEST_F(StoreTest, NewStoreIsEmpty) {
+  EXPECT_EQ(store_->applied_index(), 0u);
+  EXPECT_EQ(store_->job_count(), 0u);
+  EXPECT_EQ(store_->get_job("a").error().code, ErrorCode::kNotFound);
+  EXPECT_TRUE(store_->list_jobs({})->jobs.empty());
+}
+
+TEST_F(StoreTest, CreatedJobIsReadableByIdAndByName) {
+  const Job job = make_job("id-1", "backup", "ops");
+  Result<CommandEffect> r = apply_one(PutJob{job, 0});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(std::get<Job>(*r), job);
+  EXPECT_EQ(*store_->get_job("id-1"), job);
+  EXPECT_EQ(*store_->find_job("ops", "backup"), job);
+  EXPECT_EQ(*store_->get_job_version("id-1", 1), job);
+  EXPECT_EQ(store_->job_count(), 1u);
+  EXPECT_EQ(store_->applied_index(), 1u);
+}
+
+TEST_F(StoreTest, StoredJobKeepsEveryFieldIncludingSecrets) {
+  Job job = make_job("id-1", "hook");
+  model::Webhook hook;
+  hook.url = "https://example.com/run";
+  hook.headers = {{"X-Trace", "1"}};
+  hook.auth = model::WebhookAuth{.type = "basic", .username = "u", .password = "s3cret"};
+  job.webhook = hook;
+  job.tags = {{"team", "infra"}};
+  job.timeout = absl::Seconds(90);
+  create(job);
+  EXPECT_EQ(*store_->get_job("id-1"), job);
+  EXPECT_EQ(store_->get_job("id-1")->webhook->auth->password, "s3cret");
+}
+
+TEST_F(StoreTest, FindJobOfUnknownNameIsNotFound) {
+  create(make_job("id-1", "backup", "ops"));
+  EXPECT_EQ(store_->find_job("ops", "other").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->find_job("default", "backup").error().code, ErrorCode::kNotFound);
+}
+
+TEST_F(StoreTest, CreateWithExistingIdIsRejectedAndChangesNothing) {
+  const Job job = make_job("id-1", "backup");
+  create(job);
+  Result<CommandEffect> r = apply_one(PutJob{make_job("id-1", "other"), 0});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(code_of(r), ErrorCode::kAlreadyExists);
+  EXPECT_EQ(r.error().message, "job id-1 already exists");
+  EXPECT_EQ(*store_->get_job("id-1"), job);
+  EXPECT_EQ(store_->find_job("default", "other").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->job_count(), 1u);
+  EXPECT_EQ(store_->applied_index(), 2u);  // the entry is applied, the command failed
+}
+
+TEST_F(StoreTest, CreateWithTakenNameIsRejectedAndChangesNothing) {
+  const Job job = make_job("id-1", "backup", "ops");
+  create(job);
+  Result<CommandEffect> r = apply_one(PutJob{make_job("id-2", "backup", "ops"), 0});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(code_of(r), ErrorCode::kAlreadyExists);
+  EXPECT_EQ(r.error().field, "name");
+  EXPECT_EQ(r.error().message, "a job named \"backup\" already exists in namespace \"ops\"");
+  EXPECT_EQ(store_->get_job("id-2").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(*store_->find_job("ops", "backup"), job);
+  EXPECT_EQ(store_->job_count(), 1u);
+}
+
+TEST_F(StoreTest, SameNameInAnotherNamespaceIsAllowed) {
+  create(make_job("id-1", "backup", "ops"));
+  EXPECT_TRUE(apply_one(PutJob{make_job("id-2", "backup", "dev"), 0}).ok());
+  EXPECT_EQ(store_->job_count(), 2u);
+}
+
+TEST_F(StoreTest, JobWithSlashInKeyPartIsRejected) {
+  Result<CommandEffect> r = apply_one(PutJob{make_job("id/1", "backup"), 0});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(code_of(r), ErrorCode::kValidation);
+  EXPECT_EQ(r.error().field, "id");
+  EXPECT_EQ(store_->job_count(), 0u);
+}
+
+// --- update ---
+
+TEST_F(StoreTest, UpdateWithMatchingExpectedVersionStoresNewVersion) {
+  const Job v1 = make_job("id-1", "backup");
+  create(v1);
+  Job v2 = next_version(v1);
+  v2.description = "changed";
+  Result<CommandEffect> r = apply_one(PutJob{v2, 1});
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(std::get<Job>(*r), v2);
+  EXPECT_EQ(*store_->get_job("id-1"), v2);
+  EXPECT_EQ(*store_->get_job_version("id-1", 1), v1);
+  EXPECT_EQ(*store_->get_job_version("id-1", 2), v2);
+  EXPECT_EQ(store_->job_count(), 1u);
+}
+
+TEST_F(StoreTest, UpdateWithStaleExpectedVersionIsAConflict) {
+  const Job v1 = make_job("id-1", "backup");
+  create(v1);
+  const Job v2 = next_version(v1);
+  ASSERT_TRUE(apply_one(PutJob{v2, 1}).ok());
+  Result<CommandEffect> r = apply_one(PutJob{v2, 1});  // someone else already wrote v2
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(code_of(r), ErrorCode::kConflict);
+  EXPECT_EQ(r.error().field, "version");
+  EXPECT_EQ(r.error().message, "version mismatch: job is at version 2, expected 1");
+  EXPECT_EQ(*store_->get_job("id-1"), v2);
+}
+
+TEST_F(StoreTest, UpdateOfMissingJobIsNotFound) {
+  Result<CommandEffect> r = apply_one(PutJob{make_job("id-1", "backup", "default", 2), 1});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(code_of(r), ErrorCode::kNotFound);
+  EXPECT_EQ(store_->job_count(), 0u);
+}
+
+TEST_F(StoreTest, RenameFreesOldName) {
+  const Job v1 = make_job("id-1", "backup");
+  create(v1);
+  Job v2 = next_version(v1);
+  v2.name = "nightly";
+  v2.namespace_ = "ops";
+  ASSERT_TRUE(apply_one(PutJob{v2, 1}).ok());
+  EXPECT_EQ(store_->find_job("default", "backup").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(*store_->find_job("ops", "nightly"), v2);
+  // The old name can be taken by a new job.
+  EXPECT_TRUE(apply_one(PutJob{make_job("id-2", "backup"), 0}).ok());
+  EXPECT_EQ(store_->find_job("default", "backup")->id, "id-2");
+  EXPECT_EQ(store_->list_jobs({})->jobs.size(), 2u);
+}
+
+TEST_F(StoreTest, RenameToTakenNameIsRejectedAndChangesNothing) {
+  const Job a = make_job("id-1", "a");
+  create(a);
+  create(make_job("id-2", "b"));
+  Job a2 = next_version(a);
+  a2.name = "b";
+  Result<CommandEffect> r = apply_one(PutJob{a2, 1});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(code_of(r), ErrorCode::kAlreadyExists);
+  EXPECT_EQ(r.error().field, "name");
+  EXPECT_EQ(*store_->get_job("id-1"), a);
+  EXPECT_EQ(store_->find_job("default", "a")->id, "id-1");
+  EXPECT_EQ(store_->find_job("default", "b")->id, "id-2");
+  EXPECT_EQ(store_->get_job_version("id-1", 2).error().code, ErrorCode::kNotFound);
+}
+
+// --- delete ---
+
+TEST_F(StoreTest, DeleteRemovesJobNameAndVersions) {
+  const Job v1 = make_job("id-1", "backup");
+  create(v1);
+  const Job v2 = next_version(v1);
+  ASSERT_TRUE(apply_one(PutJob{v2, 1}).ok());
+  Result<CommandEffect> r = apply_one(DeleteJob{"id-1", 0});
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(std::get<Job>(*r), v2);  // the job as it was
+  EXPECT_EQ(store_->get_job("id-1").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->find_job("default", "backup").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->get_job_version("id-1", 1).error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->get_job_version("id-1", 2).error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->list_versions("id-1").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->job_count(), 0u);
+  // Name and id are free again; history starts over.
+  EXPECT_TRUE(apply_one(PutJob{make_job("id-1", "backup"), 0}).ok());
+  EXPECT_EQ(store_->list_versions("id-1")->size(), 1u);
+}
+
+TEST_F(StoreTest, DeleteKeepsOtherJobsWhoseIdSharesAPrefix) {
+  create(make_job("id-1", "a"));
+  create(make_job("id-10", "b"));
+  ASSERT_TRUE(apply_one(DeleteJob{"id-1", 0}).ok());
+  EXPECT_TRUE(store_->get_job_version("id-10", 1).ok());
+  EXPECT_EQ(store_->job_count(), 1u);
+}
+
+TEST_F(StoreTest, DeleteWithWrongExpectedVersionIsAConflict) {
+  const Job job = make_job("id-1", "backup");
+  create(job);
+  Result<CommandEffect> r = apply_one(DeleteJob{"id-1", 7});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(code_of(r), ErrorCode::kConflict);
+  EXPECT_EQ(*store_->get_job("id-1"), job);
+  EXPECT_TRUE(apply_one(DeleteJob{"id-1", 1}).ok());
+}
+
+TEST_F(StoreTest, DeleteOfMissingJobIsNotFound) {
+  Result<CommandEffect> r = apply_one(DeleteJob{"nope", 0});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(code_of(r), ErrorCode::kNotFound);
+}
+
+// --- versions ---
+
+TEST_F(StoreTest, VersionsAreListedNewestFirst) {
+  Job job = make_job("id-1", "backup");
+  create(job);
+  for (int i = 0; i < 3; ++i) {
+    const int64_t expected = job.version;
+    job = next_version(job);
+    ASSERT_TRUE(apply_one(PutJob{job, expected}).ok());
+  }
+  Result<std::vector<VersionInfo>> versions = store_->list_versions("id-1");
+  ASSERT_TRUE(versions.ok());
+  ASSERT_EQ(versions->size(), 4u);
+  for (size_t i = 0; i < 4; ++i) {
+    const int64_t want = 4 - static_cast<int64_t>(i);
+    EXPECT_EQ((*versions)[i].version, want);
+    EXPECT_EQ((*versions)[i].updated_at, absl::FromUnixSeconds(1700000000 + want));
+  }
+}
+
+TEST_F(StoreTest, ListVersionsOfMissingJobIsNotFound) {
+  EXPECT_EQ(store_->list_versions("nope").error().code, ErrorCode::kNotFound);
+}
+
+// --- apply mechanics ---
+
+TEST_F(StoreTest, EntryAtOrBelowAppliedIndexIsSkipped) {
+  ASSERT_TRUE(store_->apply(5, batch_of({PutJob{make_job("id-1", "a"), 0}})).ok());
+  for (uint64_t index : {3u, 5u}) {
+    Result<ApplyOutcome> again = store_->apply(index, batch_of({PutJob{make_job("id-2", "b"), 0}}));
+    ASSERT_TRUE(again.ok());
+    EXPECT_TRUE(again->skipped);
+    EXPECT_EQ(again->index, index);
+    EXPECT_TRUE(again->results.empty());
+  }
+  EXPECT_EQ(store_->get_job("id-2").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->applied_index(), 5u);
+  EXPECT_EQ(store_->job_count(), 1u);
+}
+
+TEST_F(StoreTest, NoopAdvancesAppliedIndexOnly) {
+  Result<CommandEffect> r = apply_one(Noop{});
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(std::holds_alternative<std::monostate>(*r));
+  EXPECT_EQ(store_->applied_index(), 1u);
+  EXPECT_EQ(store_->job_count(), 0u);
+}
+
+TEST_F(StoreTest, LaterCommandSeesEarlierCommandOfSameBatch) {
+  const Job v1 = make_job("id-1", "backup");
+  Job v2 = next_version(v1);
+  v2.name = "renamed";
+  std::vector<Result<CommandEffect>> results =
+      apply({PutJob{v1, 0}, PutJob{v2, 1}, PutJob{make_job("id-2", "backup"), 0}});
+  ASSERT_EQ(results.size(), 3u);
+  for (const auto& r : results) EXPECT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(*store_->get_job("id-1"), v2);
+  EXPECT_EQ(store_->find_job("default", "backup")->id, "id-2");  // freed by command 2
+  EXPECT_EQ(store_->list_versions("id-1")->size(), 2u);
+  EXPECT_EQ(store_->job_count(), 2u);
+}
+
+TEST_F(StoreTest, CreateThenDeleteInOneBatchLeavesNothing) {
+  std::vector<Result<CommandEffect>> results =
+      apply({PutJob{make_job("id-1", "a"), 0}, DeleteJob{"id-1", 1}});
+  ASSERT_TRUE(results[0].ok());
+  ASSERT_TRUE(results[1].ok());
+  EXPECT_EQ(store_->get_job("id-1").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->get_job_version("id-1", 1).error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->job_count(), 0u);
+}
+
+TEST_F(StoreTest, FailedCommandDoesNotStopTheRestOfTheBatch) {
+  create(make_job("id-0", "taken"));
+  std::vector<Result<CommandEffect>> results = apply({
+      PutJob{make_job("id-1", "a"), 0},
+      PutJob{make_job("id-2", "taken"), 0},  // name taken
+      DeleteJob{"missing", 0},               // not found
+      PutJob{make_job("id-3", "c"), 0},
+  });
+  ASSERT_EQ(results.size(), 4u);
+  EXPECT_TRUE(results[0].ok());
+  EXPECT_EQ(code_of(results[1]), ErrorCode::kAlreadyExists);
+  EXPECT_EQ(code_of(results[2]), ErrorCode::kNotFound);
+  EXPECT_TRUE(results[3].ok());
+  EXPECT_TRUE(store_->get_job("id-1").ok());
+  EXPECT_EQ(store_->get_job("id-2").error().code, ErrorCode::kNotFound);
+  EXPECT_TRUE(store_->get_job("id-3").ok());
+  EXPECT_EQ(store_->job_count(), 3u);
+  EXPECT_EQ(store_->applied_index(), 2u);
+}
+
+TEST_F(StoreTest, AppliedIndexAndStateSurviveReopen) {
+  const Job job = make_job("id-1", "backup");
+  ASSERT_TRUE(store_->apply(41, batch_of({PutJob{job, 0}})).ok());
+  ASSERT_TRUE(store_->apply(42, batch_of({Noop{}})).ok());
+  store_.reset();
+  store_ = open_store(dir_.path());
+  EXPECT_EQ(store_->applied_index(), 42u);
+  EXPECT_EQ(store_->job_count(), 1u);
+  EXPECT_EQ(*store_->get_job("id-1"), job);
+  // Replay after restart skips what is already applied.
+  EXPECT_TRUE(store_->apply(42, batch_of({Noop{}}))->skipped);
+}
+
+// --- list ---
+
+class StoreListTest : public StoreTest {
+ protected:
+  void SetUp() override {
+    StoreTest::SetUp();
+    // 7 jobs over two namespaces, created out of order.
+    struct Spec {
+      const char* ns;
+      const char* name;
+      bool enabled;
+      const char* team;
+      const char* description;
+    };
+    const Spec specs[] = {
+        {"ops", "rotate-logs", true, "infra", "Rotate the LOGS daily"},
+        {"default", "backup", true, "infra", "nightly backup"},
+        {"default", "report", false, "sales", "weekly report"},
+        {"ops", "backup", false, "infra", "ops backup"},
+        {"default", "cleanup", true, "infra", "remove tmp files"},
+        {"default", "alpha", true, "sales", "first"},
+        {"ops", "zeta", true, "sales", "last"},
+    };
+    int n = 0;
+    for (const Spec& s : specs) {
+      Job job = make_job("id-" + std::to_string(n++), s.name, s.ns);
+      job.enabled = s.enabled;
+      job.tags = {{"team", s.team}, {"tier", "1"}};
+      job.description = s.description;
+      create(job);
+    }
+  }
+
+  ListPage list(ListQuery query) {
+    Result<ListPage> page = store_->list_jobs(query);
+    CHRONOS_CHECK(page.ok()) << page.error().message;
+    return std::move(page).value();
+  }
+};
+
+TEST_F(StoreListTest, ListsAllJobsOrderedByNamespaceThenName) {
+  const ListPage page = list({});
+  EXPECT_EQ(names_of(page), (std::vector<std::string>{
+                                "default/alpha", "default/backup", "default/cleanup",
+                                "default/report", "ops/backup", "ops/rotate-logs", "ops/zeta"}));
+  EXPECT_TRUE(page.next_cursor.empty());
+}
+
+TEST_F(StoreListTest, FiltersByNamespace) {
+  ListQuery query;
+  query.namespace_ = "ops";
+  EXPECT_EQ(names_of(list(query)),
+            (std::vector<std::string>{"ops/backup", "ops/rotate-logs", "ops/zeta"}));
+  query.namespace_ = "none";
+  EXPECT_TRUE(list(query).jobs.empty());
+}
+
+TEST_F(StoreListTest, FiltersByTagsAllOfWhichMustMatch) {
+  ListQuery query;
+  query.tags = {{"team", "sales"}};
+  EXPECT_EQ(names_of(list(query)),
+            (std::vector<std::string>{"default/alpha", "default/report", "ops/zeta"}));
+  query.tags = {{"team", "sales"}, {"tier", "2"}};
+  EXPECT_TRUE(list(query).jobs.empty());
+}
+
+TEST_F(StoreListTest, FiltersByEnabled) {
+  ListQuery query;
+  query.enabled = false;
+  EXPECT_EQ(names_of(list(query)), (std::vector<std::string>{"default/report", "ops/backup"}));
+}
+
+TEST_F(StoreListTest, FiltersByCaseInsensitiveSubstringOfNameOrDescription) {
+  ListQuery query;
+  query.q = "BACK";  // names "backup"
+  EXPECT_EQ(names_of(list(query)), (std::vector<std::string>{"default/backup", "ops/backup"}));
+  query.q = "logs";  // name and description ("LOGS")
+  EXPECT_EQ(names_of(list(query)), (std::vector<std::string>{"ops/rotate-logs"}));
+  query.q = "tmp f";  // description only
+  EXPECT_EQ(names_of(list(query)), (std::vector<std::string>{"default/cleanup"}));
+}
+
+TEST_F(StoreListTest, PagesWithLimit2ReturnEachJobExactlyOnce) {
+  ListQuery query;
+  query.limit = 2;
+  std::vector<std::string> seen;
+  int pages = 0;
+  do {
+    const ListPage page = list(query);
+    EXPECT_LE(page.jobs.size(), 2u);
+    for (const std::string& name : names_of(page)) seen.push_back(name);
+    query.cursor = page.next_cursor;
+    ++pages;
+    ASSERT_LE(pages, 10);
+  } while (!query.cursor.empty());
+  EXPECT_EQ(pages, 4);  // 2 + 2 + 2 + 1
+  EXPECT_EQ(seen, names_of(list({})));
+  EXPECT_EQ(std::set<std::string>(seen.begin(), seen.end()).size(), 7u);
+}
+
+TEST_F(StoreListTest, LastFullPageHasNoCursorWhenNothingFollows) {
+  ListQuery query;
+  query.namespace_ = "ops";
+  query.limit = 3;
+  const ListPage page = list(query);
+  EXPECT_EQ(page.jobs.size(), 3u);
+  EXPECT_TRUE(page.next_cursor.empty());
+}
+
+TEST_F(StoreListTest, PagesWithFilterSkipNonMatchingJobs) {
+  ListQuery query;
+  query.tags = {{"team", "infra"}};
+  query.limit = 2;
+  ListPage first = list(query);
+  EXPECT_EQ(names_of(first), (std::vector<std::string>{"default/backup", "default/cleanup"}));
+  ASSERT_FALSE(first.next_cursor.empty());
+  query.cursor = first.next_cursor;
+  ListPage second = list(query);
+  EXPECT_EQ(names_of(second), (std::vector<std::string>{"ops/backup", "ops/rotate-logs"}));
+  EXPECT_TRUE(second.next_cursor.empty());
+}
+
+TEST_F(StoreListTest, CursorStaysValidWhenItsJobIsDeleted) {
+  ListQuery query;
+  query.limit = 2;
+  const ListPage first = list(query);                 // default/alpha, default/backup
+  ASSERT_TRUE(apply_one(DeleteJob{"id-1", 0}).ok());  // default/backup
+  query.cursor = first.next_cursor;
+  EXPECT_EQ(names_of(list(query)), (std::vector<std::string>{"default/cleanup", "default/report"}));
+}
+
+TEST_F(StoreListTest, LimitIsClampedAndZeroMeansDefault) {
+  ListQuery query;
+  query.limit = 0;
+  EXPECT_EQ(list(query).jobs.size(), 7u);
+  query.limit = 100000;
+  EXPECT_EQ(list(query).jobs.size(), 7u);
+}
+
+TEST_F(StoreListTest, MalformedCursorIsAValidationError) {
+  const std::vector<std::string> cursors = {"zz", "abc", keys::encode_cursor("j/id-1"),
+                                            keys::encode_cursor("n/default"), "6e2f"};
+  for (const std::string& cursor : cursors) {
+    ListQuery query;
+    query.cursor = cursor;
+    Result<ListPage> page = store_->list_jobs(query);
+    ASSERT_FALSE(page.ok()) << cursor;
+    EXPECT_EQ(page.error().code, ErrorCode::kValidation);
+    EXPECT_EQ(page.error().field, "cursor");
+    EXPECT_EQ(page.error().message, "is not a valid cursor");
+  }
+}
+
+TEST_F(StoreListTest, CursorFromAnotherNamespaceIsRejected) {
+  ListQuery query;
+  query.limit = 1;
+  const ListPage first = list(query);  // default/alpha
+  query.namespace_ = "ops";
+  query.cursor = first.next_cursor;
+  EXPECT_EQ(store_->list_jobs(query).error().field, "cursor");
+}
+
+// --- snapshots ---
+
+TEST_F(StoreListTest, RestoredSnapshotGivesIdenticalReadsAndAppliedIndex) {
+  Job v2 = next_version(*store_->get_job("id-0"));
+  ASSERT_TRUE(apply_one(PutJob{v2, 1}).ok());
+  Result<std::string> image = store_->serialize_snapshot();
+  ASSERT_TRUE(image.ok());
+  EXPECT_EQ(*Store::snapshot_applied_index(*image), store_->applied_index());
+
+  std::unique_ptr<Store> other = open_store(dir_.path("other"));
+  ASSERT_TRUE(other->apply(1, batch_of({PutJob{make_job("stale", "gone"), 0}})).ok());
+  ASSERT_TRUE(other->restore_snapshot(*image).ok());
+
+  EXPECT_EQ(other->applied_index(), store_->applied_index());
+  EXPECT_EQ(other->job_count(), 7u);
+  EXPECT_EQ(other->get_job("stale").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(other->find_job("default", "gone").error().code, ErrorCode::kNotFound);
+  ListQuery all;
+  EXPECT_EQ(other->list_jobs(all)->jobs, store_->list_jobs(all)->jobs);
+  EXPECT_EQ(*other->get_job_version("id-0", 1), *store_->get_job_version("id-0", 1));
+  EXPECT_EQ(other->list_versions("id-0")->size(), 2u);
+  EXPECT_EQ(*other->find_job("ops", "zeta"), *store_->find_job("ops", "zeta"));
+  // Same bytes out as in: the images match.
+  EXPECT_EQ(*other->serialize_snapshot(), *image);
+
+  // The restore is durable and the restored store keeps applying.
+  other.reset();
+  other = open_store(dir_.path("other"));
+  EXPECT_EQ(other->applied_index(), store_->applied_index());
+  EXPECT_EQ(other->job_count(), 7u);
+  EXPECT_TRUE(
+      other->apply(store_->applied_index() + 1, batch_of({DeleteJob{"id-0", 2}}))->results[0].ok());
+}
+
+TEST_F(StoreTest, SnapshotOfEmptyStoreRestoresToEmpty) {
+  Result<std::string> image = store_->serialize_snapshot();
+  ASSERT_TRUE(image.ok());
+  EXPECT_EQ(*Store::snapshot_applied_index(*image), 0u);
+  create(make_job("id-1", "a"));
+  ASSERT_TRUE(store_->restore_snapshot(*image).ok());
+  EXPECT_EQ(store_->applied_index(), 0u);
+  EXPECT_EQ(store_->job_count(), 0u);
+  EXPECT_EQ(store_->get_job("id-1").error().code, ErrorCode::kNotFound);
+}
+
+class StoreCorruptSnapshotTest : public StoreTest {
+ protected:
+  void SetUp() override {
+    StoreTest::SetUp();
+    create(make_job("id-1", "a"));
+    create(make_job("id-2", "b"));
+    image_ = *store_->serialize_snapshot();
+    target_ = open_store(dir_.path("target"));
+    ASSERT_TRUE(target_->apply(9, batch_of({PutJob{target_job_, 0}})).ok());
+  }
+
+  void expect_rejected_and_target_unchanged(std::string_view image) {
+    Status s = target_->restore_snapshot(image);
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(s.error().code, ErrorCode::kValidation);
+    EXPECT_EQ(s.error().field, "snapshot");
+    EXPECT_EQ(target_->applied_index(), 9u);
+    EXPECT_EQ(target_->job_count(), 1u);
+    EXPECT_EQ(*target_->get_job("t-1"), target_job_);
+    EXPECT_EQ(target_->get_job("id-1").error().code, ErrorCode::kNotFound);
+  }
+
+  std::string image_;
+  const Job target_job_ = make_job("t-1", "mine");
+  std::unique_ptr<Store> target_;
+};
+
+TEST_F(StoreCorruptSnapshotTest, FlippedByteIsRejected) {
+  for (size_t pos : {size_t{0}, size_t{5}, size_t{12}, image_.size() / 2, image_.size() - 1}) {
+    std::string bad = image_;
+    bad[pos] = static_cast<char>(bad[pos] ^ 0x01);
+    expect_rejected_and_target_unchanged(bad);
+  }
+}
+
+TEST_F(StoreCorruptSnapshotTest, TruncatedImageIsRejected) {
+  for (size_t len : {size_t{0}, size_t{3}, size_t{16}, image_.size() / 2, image_.size() - 1}) {
+    expect_rejected_and_target_unchanged(std::string_view(image_).substr(0, len));
+  }
+  EXPECT_FALSE(Store::snapshot_applied_index(std::string_view(image_).substr(0, 10)).ok());
+}
+
+// --- pure helpers ---
+
+TEST(StoreKeys, BigEndianVersionsSortNumerically) {
+  EXPECT_LT(keys::version("j", 255), keys::version("j", 256));
+  EXPECT_LT(keys::version("j", 9), keys::version("j", 10));
+  EXPECT_EQ(keys::decode_u64(keys::encode_u64(0x0102030405060708)), 0x0102030405060708u);
+}
+
+TEST(StoreKeys, CursorRoundTrips) {
+  const std::string key = keys::name("ops", "backup");
+  EXPECT_EQ(keys::decode_cursor(keys::encode_cursor(key)), key);
+  EXPECT_EQ(keys::namespace_of_name_key(key), "ops");
+}
+
+TEST(SnapshotImage, CrcMatchesTheStandardCheckValue) {
+  EXPECT_EQ(crc32("123456789"), 0xCBF43926u);  // CRC-32/IEEE check value
+}
+
+TEST(SnapshotImage, ParsesWhatTheWriterWrote) {
+  SnapshotImageWriter writer(77);
+  writer.add("k1", "v1");
+  writer.add("k2", "");
+  const std::string image = std::move(writer).finish();
+  Result<SnapshotImage> parsed = parse_snapshot_image(image);
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  EXPECT_EQ(parsed->applied_index, 77u);
+  ASSERT_EQ(parsed->pairs.size(), 2u);
+  EXPECT_EQ(parsed->pairs[1].first, "k2");
+  EXPECT_EQ(parsed->pairs[1].second, "");
+}
+
+}  // namespace
+}  // namespace chronos::store
