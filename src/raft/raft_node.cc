@@ -149,14 +149,17 @@ class RaftNodeImpl final : public RaftNode {
     rv = raft_uv_init(&io_, &loop_, config_.dir.c_str(), &transport_);
     if (rv != 0) return raft_error(rv, str_cat("raft_uv_init (", io_.errmsg, ")"));
 
-    // FSM version 2: libraft 0.15's raft_uv has no async_work, which
-    // version 3 (snapshot_async) requires; the image is cut on the loop
-    // thread (docs/architecture.md records the cost).
-    fsm_.version = 2;
+    // FSM version 3 (snapshot_async) needs io version 2 with async_work,
+    // which libraft 0.15's raft_uv does not provide; we provide it on the
+    // same loop with uv_queue_work (libuv's thread pool), as later raft_uv
+    // releases do.
+    io_.version = 2;
+    io_.async_work = &RaftNodeImpl::io_async_work;
+    fsm_.version = 3;
     fsm_.data = this;
     fsm_.apply = &RaftNodeImpl::fsm_apply;
     fsm_.snapshot = &RaftNodeImpl::fsm_snapshot;
-    fsm_.snapshot_async = nullptr;
+    fsm_.snapshot_async = &RaftNodeImpl::fsm_snapshot_async;
     fsm_.snapshot_finalize = &RaftNodeImpl::fsm_snapshot_finalize;
     fsm_.restore = &RaftNodeImpl::fsm_restore;
 
@@ -174,7 +177,12 @@ class RaftNodeImpl final : public RaftNode {
 
     CHRONOS_RETURN_IF_ERROR(bootstrap_if_new());
 
+    // raft_start may already apply entries and start a snapshot, calling
+    // io_async_work on this thread; the loop thread does not exist yet, so
+    // this thread is the loop's only user until it starts.
+    t_loop_node = this;
     rv = raft_start(&raft_);
+    t_loop_node = nullptr;
     if (rv != 0) return raft_error(rv, str_cat("raft_start (", raft_errmsg(&raft_), ")"));
     refresh_status();
     uv_timer_start(&status_timer_, &RaftNodeImpl::on_status_timer, 20, 20);
@@ -252,6 +260,7 @@ class RaftNodeImpl final : public RaftNode {
 
   void run_loop() {
     thread_started_ = true;
+    t_loop_node = this;
     uv_run(&loop_, UV_RUN_DEFAULT);
   }
 
@@ -269,10 +278,15 @@ class RaftNodeImpl final : public RaftNode {
     fail_queued(Error{ErrorCode::kUnavailable, "node is shutting down", {}});
     if (handles_open_) uv_timer_stop(&status_timer_);
     close_handles();
-    if (raft_open_) {
-      // raft_close fails in-flight requests (their callbacks run with an
-      // error status), then closes the io; the transport is closed by
-      // raft_uv_close's chain once the loop drains.
+    close_raft_when_idle();
+  }
+
+  // raft_close fails in-flight requests (their callbacks run with an error
+  // status), then closes the io. A snapshot being cut on the thread pool
+  // would complete into a closed raft, so closing waits for it.
+  void close_raft_when_idle() {
+    if (raft_open_ && closing_ && pending_async_work_ == 0) {
+      raft_open_ = false;
       raft_close(&raft_, &RaftNodeImpl::on_raft_closed);
     }
   }
@@ -427,10 +441,20 @@ class RaftNodeImpl final : public RaftNode {
     return 0;
   }
 
-  // The image is the store's own consistent snapshot and carries its applied
-  // index, so replayed entries at or below it are skipped after a restore.
-  // Buffers are ours (version 2): freed in fsm_snapshot_finalize.
-  static int fsm_snapshot(struct raft_fsm* fsm, struct raft_buffer* bufs[], unsigned* n_bufs) {
+  // Buffers are ours (FSM version >= 2): freed in fsm_snapshot_finalize.
+  // Loop thread: nothing to do; the image is cut in fsm_snapshot_async.
+  static int fsm_snapshot(struct raft_fsm*, struct raft_buffer* bufs[], unsigned* n_bufs) {
+    *bufs = nullptr;
+    *n_bufs = 0;
+    return 0;
+  }
+
+  // Thread pool: the image comes from the store's own consistent snapshot
+  // while applies go on. It may therefore be newer than the index libraft
+  // records for it, which is safe: the image carries its applied index and
+  // replayed entries at or below it are skipped.
+  static int fsm_snapshot_async(struct raft_fsm* fsm, struct raft_buffer* bufs[],
+                                unsigned* n_bufs) {
     auto* self = static_cast<RaftNodeImpl*>(fsm->data);
     auto image = self->store_->serialize_snapshot();
     if (!image.ok()) {
@@ -488,6 +512,51 @@ class RaftNodeImpl final : public RaftNode {
     raft_free(buf->base);
     return 0;
   }
+
+  // ---- io extension ----
+
+  struct AsyncWork {
+    uv_work_t work{};
+    struct raft_io_async_work* req = nullptr;
+    raft_io_async_work_cb cb = nullptr;
+    int status = 0;
+  };
+
+  // raft_io.async_work: run req->work on libuv's thread pool, then the
+  // callback on the loop thread. Called on the loop thread.
+  static int io_async_work(struct raft_io* io, struct raft_io_async_work* req,
+                           raft_io_async_work_cb cb) {
+    auto* self = t_loop_node;
+    CHRONOS_CHECK(self != nullptr && &self->io_ == io) << "async_work off the loop thread";
+    auto* w = new AsyncWork;
+    w->req = req;
+    w->cb = cb;
+    w->work.data = w;
+    ++self->pending_async_work_;
+    int rv = uv_queue_work(
+        &self->loop_, &w->work,
+        [](uv_work_t* work) {
+          auto* aw = static_cast<AsyncWork*>(work->data);
+          aw->status = aw->req->work(aw->req);
+        },
+        [](uv_work_t* work, int status) {
+          std::unique_ptr<AsyncWork> aw(static_cast<AsyncWork*>(work->data));
+          aw->cb(aw->req, status == UV_ECANCELED ? RAFT_CANCELED : aw->status);
+          RaftNodeImpl* node = t_loop_node;
+          --node->pending_async_work_;
+          node->close_raft_when_idle();
+        });
+    if (rv != 0) {
+      --self->pending_async_work_;
+      delete w;
+      return RAFT_IOERR;
+    }
+    return 0;
+  }
+
+  // The node whose loop runs on this thread (set by run_loop; also during
+  // init, which calls into libraft before the loop thread exists).
+  static thread_local RaftNodeImpl* t_loop_node;
 
   // ---- status ----
 
@@ -560,6 +629,7 @@ class RaftNodeImpl final : public RaftNode {
   bool raft_open_ = false;
   bool closing_ = false;
   bool handles_open_ = false;
+  int pending_async_work_ = 0;  // io_async_work items not yet called back
   uint64_t barrier_term_ = 0;  // term whose leadership barrier was proposed
   std::atomic<bool> thread_started_{false};
   uint64_t caught_up_term_ = 0;
@@ -573,6 +643,8 @@ class RaftNodeImpl final : public RaftNode {
   mutable std::mutex status_mu_;
   RaftStatus status_;  // guarded by status_mu_
 };
+
+thread_local RaftNodeImpl* RaftNodeImpl::t_loop_node = nullptr;
 
 }  // namespace
 

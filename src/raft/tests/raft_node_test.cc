@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <future>
+#include <mutex>
 #include <random>
 
 #include "absl/time/clock.h"
@@ -177,6 +178,47 @@ TEST(RaftNode, SnapshotsUnderLowThresholdSurviveRestart) {
   ASSERT_TRUE(wait_caught_up(*n.raft));
   for (const auto& id : ids) EXPECT_TRUE(n.store->get_job(id).ok()) << id;
   EXPECT_EQ(n.store->job_count(), ids.size());
+}
+
+TEST(RaftNode, StopWhileSnapshottingUnderLoadKeepsEveryAcknowledgedWrite) {
+  TempDir dir;
+  int port = free_port();
+  std::mutex mu;
+  std::vector<std::string> acked;
+  {
+    Node n = start_node(dir, port, /*snapshot_threshold=*/4);
+    ASSERT_TRUE(wait_caught_up(*n.raft));
+    for (int i = 0; i < 300; ++i) {
+      model::Job job = make_job(str_cat("load-", i));
+      std::string id = job.id;
+      n.raft->propose({{model::PutJob{job, 0}}}, [&mu, &acked, id](Result<store::ApplyOutcome> r) {
+        if (r.ok() && r->results[0].ok()) {
+          std::lock_guard lock(mu);
+          acked.push_back(id);
+        }
+      });
+    }
+    // Stop as soon as some writes are acknowledged: snapshots (every 4
+    // entries) are being cut on the thread pool at that moment.
+    absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (absl::Now() < deadline) {
+      {
+        std::lock_guard lock(mu);
+        if (acked.size() >= 50) break;
+      }
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+    n.raft->stop();
+  }
+  std::vector<std::string> expected;
+  {
+    std::lock_guard lock(mu);
+    expected = acked;
+  }
+  ASSERT_GE(expected.size(), 50u);
+  Node n = start_node(dir, port, 4);
+  ASSERT_TRUE(wait_caught_up(*n.raft));
+  for (const auto& id : expected) EXPECT_TRUE(n.store->get_job(id).ok()) << id;
 }
 
 }  // namespace
