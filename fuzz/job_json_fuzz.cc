@@ -8,7 +8,7 @@
 //    MessagePack inside a PutJob batch, as the Raft log carries it),
 //  - resending the internal form as a request (server fields dropped) gives
 //    the same job back (GET -> edit -> PUT, secrets not redacted),
-//  - the API form builds without throwing.
+//  - the API form builds and serializes to text without throwing.
 // Every object is also applied as a merge patch to two fixed valid jobs
 // (webhook with secrets, kafka dispatch); an accepted patch gives a job that
 // passes validate_job and round-trips the same way.
@@ -102,27 +102,33 @@ const Job& kafka_job() {
   return kJob;
 }
 
+// For failure messages; must not throw itself (invalid UTF-8 is replaced).
+std::string show(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 // Invariants every accepted job satisfies; `what` names its origin.
 void check_job(const Job& job, const char* what) {
   chronos::Status valid = chronos::model::validate_job(job);
-  CHRONOS_CHECK(valid.ok()) << what << ": accepted job fails validate_job: "
-                            << valid.error().field << ": " << valid.error().message;
+  CHRONOS_CHECK(valid.ok()) << what << ": accepted job fails validate_job: " << valid.error().field
+                            << ": " << valid.error().message;
 
   json internal = chronos::model::job_to_internal_json(job);
   chronos::Result<Job> back = chronos::model::job_from_internal_json(internal);
   CHRONOS_CHECK(back.ok()) << what << ": internal form does not load: " << back.error().field
-                           << ": " << back.error().message << "\n" << internal.dump();
+                           << ": " << back.error().message << "\n"
+                           << show(internal);
   CHRONOS_CHECK(*back == job) << what << ": internal form round trip changed the job\n"
-                              << internal.dump();
+                              << show(internal);
 
   chronos::model::CommandBatch batch;
   batch.commands.emplace_back(chronos::model::PutJob{job, job.version - 1});
   chronos::Result<chronos::model::CommandBatch> decoded =
       chronos::model::decode_batch(chronos::model::encode_batch(batch));
-  CHRONOS_CHECK(decoded.ok()) << what << ": PutJob batch does not decode: "
-                              << decoded.error().message << "\n" << internal.dump();
+  CHRONOS_CHECK(decoded.ok()) << what
+                              << ": PutJob batch does not decode: " << decoded.error().message
+                              << "\n"
+                              << show(internal);
   CHRONOS_CHECK(*decoded == batch) << what << ": PutJob batch round trip changed the job\n"
-                                   << internal.dump();
+                                   << show(internal);
 
   // GET -> PUT: the internal form minus server fields is a valid request for
   // the same job.
@@ -130,21 +136,26 @@ void check_job(const Job& job, const char* what) {
   for (const char* f : {"created_at", "updated_at", "version"}) request.erase(f);
   if (job.id.empty()) request.erase("id");
   chronos::Result<Job> resent = chronos::model::job_from_request(request, {});
-  CHRONOS_CHECK(resent.ok()) << what << ": internal form is not a valid request: "
-                             << resent.error().field << ": " << resent.error().message << "\n"
-                             << request.dump();
+  CHRONOS_CHECK(resent.ok()) << what
+                             << ": internal form is not a valid request: " << resent.error().field
+                             << ": " << resent.error().message << "\n"
+                             << show(request);
   Job expected = job;
   expected.created_at = resent->created_at;
   expected.updated_at = resent->updated_at;
   expected.version = resent->version;
   CHRONOS_CHECK(*resent == expected) << what << ": resending the internal form changed the job\n"
-                                     << request.dump();
+                                     << show(request);
 
   try {
     json api = chronos::model::job_to_api_json(job);
     CHRONOS_CHECK(api.is_object()) << what << ": API form is not an object";
+    // The API sends it as text: dump() throws on invalid UTF-8 (e.g. a
+    // redaction that cut a multi-byte character).
+    (void)api.dump();
   } catch (const std::exception& e) {
-    CHRONOS_CHECK(false) << what << ": job_to_api_json threw: " << e.what();
+    CHRONOS_CHECK(false) << what << ": API form does not build or serialize: " << e.what() << "\n"
+                         << show(internal);
   }
 }
 

@@ -1,14 +1,17 @@
 #include "api/api.h"
 
+#include <deque>
+#include <mutex>
 #include <optional>
-#include <regex>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
-#include "base/strings.h"
 #include "base/ids.h"
+#include "base/strings.h"
 #include "cron/schedule.h"
 #include "model/job_codec.h"
+#include "model/limits.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
 
@@ -74,9 +77,9 @@ HttpResponse fail_code(int status, std::string_view code, std::string message) {
 }
 
 // Deepest nesting of arrays/objects accepted in a request body. nlohmann's
-// serialisers recurse, so unbounded depth would be a stack overflow; no valid
-// job comes close.
-constexpr int kMaxJsonDepth = 64;
+// serialisers recurse, so unbounded depth would be a stack overflow; the
+// model ties this to what a log entry can carry (model/limits.h).
+constexpr int kMaxJsonDepth = model::kMaxRequestJsonDepth;
 
 // Nesting depth of a JSON text, ignoring brackets inside strings.
 int json_depth(std::string_view text) {
@@ -146,6 +149,18 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
   store::Store* store;
   raft::RaftNode* raft;
   const Clock* clock;
+  // Where completions of Raft proposals continue (the HTTP I/O threads), so
+  // the Raft loop thread only hands off. Runs inline until set_executor().
+  Api::Executor post = [](std::function<void()> fn) { fn(); };
+
+  // Updates of one job run one at a time, in arrival order: each starts from
+  // the state its predecessor left, so concurrent writers without If-Match
+  // never see a version race among themselves. Bounded per job.
+  static constexpr size_t kMaxQueuedUpdatesPerJob = 256;
+  std::mutex updates_mu;
+  // job id → updates waiting behind the running one; an entry exists while
+  // one is running. guarded by updates_mu
+  std::unordered_map<std::string, std::deque<std::function<void()>>> updates;
 
   // ---- helpers ----
 
@@ -177,57 +192,94 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
     return job;
   }
 
-  // Proposes one command and answers with what `on_effect` makes of its
-  // effect. The completion runs on the Raft loop thread: it only formats.
-  void propose_one(model::Command cmd, Responder respond,
-                   std::function<HttpResponse(const store::CommandEffect&)> on_effect) {
+  // Proposes one command; `then` gets the command's own result (or the
+  // proposal's error) on an I/O thread, never on the Raft loop.
+  void propose_one(model::Command cmd, std::function<void(Result<store::CommandEffect>)> then) {
+    auto self = shared_from_this();
     raft->propose(model::CommandBatch{{std::move(cmd)}},
-                  [respond = std::move(respond), on_effect = std::move(on_effect)](
-                      Result<store::ApplyOutcome> out) {
-                    if (!out.ok()) {
-                      respond(fail(out.error()));
-                      return;
-                    }
-                    CHRONOS_CHECK(out->results.size() == 1) << "one command, one result";
-                    const auto& r = out->results[0];
-                    if (!r.ok()) {
-                      respond(fail(r.error()));
-                      return;
-                    }
-                    respond(on_effect(*r));
+                  [self, then = std::move(then)](Result<store::ApplyOutcome> out) mutable {
+                    self->post([out = std::move(out), then = std::move(then)]() mutable {
+                      if (!out.ok()) return then(std::move(out).error());
+                      CHRONOS_CHECK(out->results.size() == 1) << "one command, one result";
+                      then(std::move(out->results[0]));
+                    });
                   });
+  }
+
+  // Runs `op` for job `job_id` once every earlier update of that job has
+  // finished; `op` must call finish_update(job_id) exactly once when done.
+  void queue_update(const std::string& job_id, std::function<void()> op, Responder& respond) {
+    {
+      std::lock_guard lock(updates_mu);
+      auto it = updates.find(job_id);
+      if (it != updates.end()) {
+        if (it->second.size() >= kMaxQueuedUpdatesPerJob) {
+          respond(fail(Error{ErrorCode::kUnavailable,
+                             "too many concurrent updates of this job; retry later", {}}));
+          return;
+        }
+        it->second.push_back(std::move(op));
+        return;
+      }
+      updates.emplace(job_id, std::deque<std::function<void()>>());
+    }
+    op();
+  }
+
+  void finish_update(const std::string& job_id) {
+    std::function<void()> next;
+    {
+      std::lock_guard lock(updates_mu);
+      auto it = updates.find(job_id);
+      CHRONOS_CHECK(it != updates.end()) << "finish_update without a running update";
+      if (it->second.empty()) {
+        updates.erase(it);
+        return;
+      }
+      next = std::move(it->second.front());
+      it->second.pop_front();
+    }
+    post(std::move(next));
   }
 
   // Makes the next definition of a job from its current one; nullopt means
   // "nothing to change" (answered with the current job, no new version).
   using Rebuild = std::function<Result<std::optional<model::Job>>(const model::Job& current)>;
 
-  // Read-modify-write of one job. With If-Match the client pinned a version
-  // and a concurrent change is its 409. Without it the client asked for its
-  // change to be applied to whatever is current, so a version race found at
-  // apply time is retried on the fresh state (bounded).
+  // Read-modify-write of one job, queued behind earlier updates of the same
+  // job (queue_update). With If-Match the client pinned a version and any
+  // change since is its 409. Without it the change applies to whatever is
+  // current; a version race with another writer (not through this queue)
+  // found at apply time is retried on the fresh state, a bounded number of
+  // times.
   void update_job(const HttpRequest& req, const std::string& id_or_name, Rebuild rebuild,
                   Responder respond) {
     auto current = resolve_job(req, id_or_name);
     if (!current.ok()) return respond(fail(current.error()));
-    auto pinned = check_if_match(req, *current);
+    auto pinned = if_match_version(req);
     if (!pinned.ok()) return respond(fail(pinned.error()));
-    attempt_update(*current, pinned->has_value(), std::move(rebuild), std::move(respond),
-                   kMaxUpdateAttempts);
-  }
-
-  // The If-Match version, checked against the current one before proposing
-  // (apply re-checks it, so a concurrent writer still gets 409).
-  Result<std::optional<int64_t>> check_if_match(const HttpRequest& req,
-                                                const model::Job& current) const {
-    CHRONOS_ASSIGN_OR_RETURN(auto pinned, if_match_version(req));
-    if (pinned && *pinned != current.version) {
-      return Error{ErrorCode::kConflict,
-                   str_cat("version mismatch: job is at version ", current.version,
-                           ", If-Match has ", *pinned),
-                   "version"};
-    }
-    return pinned;
+    std::string id = current->id;
+    auto self = shared_from_this();
+    // The queued op owns the responder; `respond` stays usable here only for
+    // the refusal inside queue_update.
+    auto shared_respond = std::make_shared<Responder>(std::move(respond));
+    Responder refuse = [shared_respond](HttpResponse r) { (*shared_respond)(std::move(r)); };
+    queue_update(
+        id,
+        [self, id, pinned = *pinned, rebuild = std::move(rebuild), shared_respond]() mutable {
+          Responder done = [self, id, shared_respond](HttpResponse r) {
+            (*shared_respond)(std::move(r));
+            self->finish_update(id);
+          };
+          auto fresh = self->store->get_job(id);
+          if (!fresh.ok()) return done(fail(fresh.error()));
+          if (pinned && *pinned != fresh->version) {
+            return done(fail(version_mismatch(fresh->version, *pinned)));
+          }
+          self->attempt_update(*fresh, pinned.has_value(), std::move(rebuild), std::move(done),
+                               kMaxUpdateAttempts);
+        },
+        refuse);
   }
 
   static constexpr int kMaxUpdateAttempts = 8;
@@ -238,27 +290,56 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
     if (!next.ok()) return respond(fail(next.error()));
     if (!next->has_value()) return respond(ok(job_json(current)));
     model::Job job = std::move(**next);
+    if (job.schedule != current.schedule || job.timezone != current.timezone) {
+      if (auto st = check_schedule_has_future(job); !st.ok()) return respond(fail(st.error()));
+    }
     job.id = current.id;
     job.created_at = current.created_at;
     job.updated_at = clock->now();
     job.version = current.version + 1;
     auto self = shared_from_this();
-    raft->propose(
-        model::CommandBatch{{model::PutJob{std::move(job), current.version}}},
-        [self, id = current.id, pinned, rebuild = std::move(rebuild),
-         respond = std::move(respond), attempts_left](Result<store::ApplyOutcome> out) mutable {
-          if (!out.ok()) return respond(fail(out.error()));
-          CHRONOS_CHECK(out->results.size() == 1) << "one command, one result";
-          const auto& r = out->results[0];
-          if (r.ok()) return respond(ok(self->job_json(std::get<model::Job>(*r))));
-          if (r.error().code == ErrorCode::kConflict && !pinned && attempts_left > 1) {
-            auto fresh = self->store->get_job(id);
-            if (!fresh.ok()) return respond(fail(fresh.error()));
-            return self->attempt_update(*fresh, pinned, std::move(rebuild), std::move(respond),
-                                        attempts_left - 1);
-          }
-          respond(fail(r.error()));
-        });
+    propose_one(model::PutJob{std::move(job), current.version},
+                [self, id = current.id, pinned, rebuild = std::move(rebuild),
+                 respond = std::move(respond),
+                 attempts_left](Result<store::CommandEffect> r) mutable {
+                  if (r.ok()) return respond(ok(self->job_json(std::get<model::Job>(*r))));
+                  if (r.error().code == ErrorCode::kConflict && !pinned && attempts_left > 1) {
+                    auto fresh = self->store->get_job(id);
+                    if (!fresh.ok()) return respond(fail(fresh.error()));
+                    return self->attempt_update(*fresh, pinned, std::move(rebuild),
+                                                std::move(respond), attempts_left - 1);
+                  }
+                  respond(fail(r.error()));
+                });
+  }
+
+  static Error version_mismatch(int64_t current, int64_t pinned) {
+    return Error{ErrorCode::kConflict,
+                 str_cat("version mismatch: job is at version ", current, ", If-Match has ",
+                         pinned),
+                 "version"};
+  }
+
+  // A job whose schedule will never fire again (an @at in the past) is
+  // refused when its schedule is set, as SPEC §2 refuses impossible ones.
+  Status check_schedule_has_future(const model::Job& job) const {
+    auto sched = cron::Schedule::parse(job.schedule, job.timezone, job.created_at);
+    if (!sched.ok()) return sched.error();
+    if (!sched->next_after(clock->now())) {
+      return Error::validation("schedule", sched->is_one_off()
+                                               ? "@at time is not in the future"
+                                               : "schedule has no run in the future");
+    }
+    return ok_status();
+  }
+
+  // The If-Match version, checked against the current one before proposing
+  // (apply re-checks it, so a concurrent writer still gets 409).
+  Result<std::optional<int64_t>> check_if_match(const HttpRequest& req,
+                                                const model::Job& current) const {
+    CHRONOS_ASSIGN_OR_RETURN(auto pinned, if_match_version(req));
+    if (pinned && *pinned != current.version) return version_mismatch(current.version, *pinned);
+    return pinned;
   }
 
   // ---- routes ----
@@ -268,19 +349,18 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
     if (!body.ok()) return respond(fail(body.error()));
     auto job = model::job_from_request(*body, options.job_defaults);
     if (!job.ok()) return respond(fail(job.error()));
-    if (body->contains("id")) {
-      job->id = (*body)["id"].get<std::string>();
-    } else {
-      job->id = new_uuid_v4();
-    }
+    // job_from_request keeps a client-chosen id only when it is a UUID.
+    if (job->id.empty()) job->id = new_uuid_v4();
     absl::Time now = clock->now();
     job->created_at = now;
     job->updated_at = now;
     job->version = 1;
+    if (auto st = check_schedule_has_future(*job); !st.ok()) return respond(fail(st.error()));
     auto self = shared_from_this();
-    propose_one(model::PutJob{std::move(job).value(), 0}, std::move(respond),
-                [self](const store::CommandEffect& e) {
-                  return ok(self->job_json(std::get<model::Job>(e)), 201);
+    propose_one(model::PutJob{std::move(job).value(), 0},
+                [self, respond = std::move(respond)](Result<store::CommandEffect> r) {
+                  if (!r.ok()) return respond(fail(r.error()));
+                  respond(ok(self->job_json(std::get<model::Job>(*r)), 201));
                 });
   }
 
@@ -309,6 +389,10 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
         q.limit = static_cast<size_t>(limit);
       } else if (k.rfind("tag.", 0) == 0 && k.size() > 4) {
         q.tags[k.substr(4)] = v;
+      } else if (k != "consistent") {
+        return respond(fail(Error::validation(
+            k, str_cat("unknown query parameter \"", k,
+                       "\" (known: namespace, tag.<key>, enabled, q, limit, cursor, consistent)"))));
       }
     }
     auto page = store->list_jobs(q);
@@ -360,9 +444,10 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
     auto pinned = check_if_match(req, *current);
     if (!pinned.ok()) return respond(fail(pinned.error()));
     int64_t expected_version = pinned->value_or(0);
-    propose_one(model::DeleteJob{current->id, expected_version}, std::move(respond),
-                [](const store::CommandEffect& e) {
-                  return ok(json{{"id", std::get<model::Job>(e).id}, {"deleted", true}});
+    propose_one(model::DeleteJob{current->id, expected_version},
+                [respond = std::move(respond)](Result<store::CommandEffect> r) {
+                  if (!r.ok()) return respond(fail(r.error()));
+                  respond(ok(json{{"id", std::get<model::Job>(*r).id}, {"deleted", true}}));
                 });
   }
 
@@ -379,17 +464,41 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
         std::move(respond));
   }
 
+  // Newest first, paged: `limit` (1..1000, default 100) and `cursor` (the
+  // `next_cursor` of the previous page: versions older than it follow).
   void list_versions(const HttpRequest& req, const std::string& id, Responder respond) {
+    int64_t limit = 100;
+    int64_t before = 0;
+    for (const auto& [k, v] : req.query) {
+      if (k == "limit") {
+        if (!parse_int(v, &limit) || limit < 1 || limit > 1000) {
+          return respond(fail(Error::validation("limit", "must be an integer between 1 and 1000")));
+        }
+      } else if (k == "cursor") {
+        if (!v.empty() && (!parse_int(v, &before) || before < 1)) {
+          return respond(fail(Error::validation("cursor", "is not a valid cursor")));
+        }
+      } else if (k != "namespace" && k != "consistent") {
+        return respond(fail(Error::validation(
+            k, str_cat("unknown query parameter \"", k, "\" (known: limit, cursor, namespace)"))));
+      }
+    }
     auto current = resolve_job(req, id);
     if (!current.ok()) return respond(fail(current.error()));
-    auto versions = store->list_versions(current->id);
+    auto versions = store->list_versions(current->id, before, static_cast<size_t>(limit));
     if (!versions.ok()) return respond(fail(versions.error()));
+    // A full page may have a successor (possibly empty); a short one is last.
+    std::string next_cursor;
+    if (versions->size() == static_cast<size_t>(limit) && versions->back().version > 1) {
+      next_cursor = std::to_string(versions->back().version);
+    }
     json out = json::array();
     for (const auto& v : *versions) {
-      out.push_back({{"version", v.version}, {"updated_at", model::format_time(v.updated_at)}});
+      out.push_back(json{{"version", v.version}, {"updated_at", model::format_time(v.updated_at)}});
     }
-    respond(ok(json{{"versions", std::move(out)}}));
+    respond(ok(json{{"versions", std::move(out)}, {"next_cursor", next_cursor}}));
   }
+
 
   void get_version(const HttpRequest& req, const std::string& id, const std::string& v,
                    Responder respond) {
@@ -468,7 +577,7 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
     absl::Time t = from;
     for (int64_t i = 0; i < count; ++i) {
       auto next = sched->next_after(t);
-      if (!next) break;
+      if (!next || !model::in_rfc3339_range(*next)) break;
       runs.push_back(model::format_time(*next));
       t = *next;
     }
@@ -528,10 +637,40 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
       }
       return respond(ok(json{{"status", "ready"}}));
     }
-    if (path.substr(0, kApiPrefix.size()) != kApiPrefix) return respond(not_found());
+    if (path.substr(0, kApiPrefix.size()) != kApiPrefix ||
+        (path.size() > kApiPrefix.size() && path[kApiPrefix.size()] != '/')) {
+      return respond(not_found());
+    }
     path.remove_prefix(kApiPrefix.size());
     std::vector<std::string> seg;
     for (auto part : split_skip_empty(path, '/')) seg.emplace_back(part);
+
+    // ?consistent=true: a linearizable read. A barrier through the log
+    // proves this node is still the leader and has applied everything
+    // committed before the request arrived; the read then runs locally.
+    if (const std::string* c = req.query_param("consistent"); c != nullptr && *c != "false") {
+      if (*c != "true") {
+        return respond(fail(Error::validation("consistent", "must be true or false")));
+      }
+      if (m == "GET") {
+        auto self = shared_from_this();
+        auto shared_req = std::make_shared<HttpRequest>(std::move(req));
+        raft->barrier([self, shared_req, seg = std::move(seg),
+                       respond = std::move(respond)](Status st) mutable {
+          self->post([self, shared_req, seg = std::move(seg), respond = std::move(respond),
+                      st = std::move(st)]() mutable {
+            if (!st.ok()) return respond(fail(st.error()));
+            self->dispatch(*shared_req, seg, std::move(respond));
+          });
+        });
+        return;
+      }
+    }
+    dispatch(req, seg, std::move(respond));
+  }
+
+  void dispatch(const HttpRequest& req, const std::vector<std::string>& seg, Responder respond) {
+    const std::string& m = req.method;
 
     if (seg.size() == 1 && seg[0] == "jobs") {
       if (m == "POST") return create_job(req, std::move(respond));
@@ -591,6 +730,8 @@ Api::Api(ApiOptions options, store::Store* store, raft::RaftNode* raft, const Cl
   impl_->raft = raft;
   impl_->clock = clock;
 }
+
+void Api::set_executor(Executor executor) { impl_->post = std::move(executor); }
 
 void Api::handle(HttpRequest request, Responder respond) {
   impl_->route(std::move(request), std::move(respond));

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -26,7 +27,14 @@ struct ApiOptions {
 // proposal's completion). The store, raft node and clock must outlive it.
 class Api {
  public:
+  // Runs a function on some other thread (the HTTP server's I/O threads).
+  using Executor = std::function<void(std::function<void()>)>;
+
   Api(ApiOptions options, store::Store* store, raft::RaftNode* raft, const Clock* clock);
+
+  // Where completions of Raft proposals continue, off the Raft loop thread.
+  // Set once, before the first request (until then they run inline).
+  void set_executor(Executor executor);
 
   void handle(HttpRequest request, Responder respond);
 

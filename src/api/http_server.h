@@ -43,6 +43,8 @@ struct HttpServerOptions {
   size_t max_body_bytes = 1 << 20;    // larger bodies get 413
   size_t max_header_bytes = 16 << 10; // larger headers get 431
   unsigned idle_timeout_s = 60;       // keep-alive connections idle longer are closed
+  size_t max_connections = 4096;      // more are accepted and closed at once
+  unsigned drain_timeout_ms = 3000;   // stop(): wait this long for in-flight responses
 };
 
 // HTTP/1.1 server (Boost.Beast on asio; Beast stays inside http_server.cc).
@@ -59,7 +61,17 @@ class HttpServer {
                                                     Handler handler);
   // Port actually bound (useful with port 0).
   virtual uint16_t port() const = 0;
-  // Stops accepting, closes connections, joins the I/O threads.
+  // Runs `fn` on one of the I/O threads (never inline). Used to move work
+  // off threads that must stay responsive (the Raft loop). Safe from any
+  // thread until stop() returns; afterwards `fn` is dropped unrun.
+  virtual void post(std::function<void()> fn) = 0;
+  // Stops accepting connections and turns keep-alive off, so each open
+  // connection closes after its current response. Requests already being
+  // handled still get their response. Idempotent.
+  virtual void stop_accepting() = 0;
+  // stop_accepting(), then waits (bounded by `drain_timeout_ms` of the
+  // options) until every request handed to the handler has been answered,
+  // then closes what is left and joins the I/O threads. Idempotent.
   virtual void stop() = 0;
 };
 

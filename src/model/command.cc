@@ -4,9 +4,11 @@
 #include <exception>
 #include <type_traits>
 
+#include "base/bytes.h"
 #include "base/strings.h"
 #include "model/job_codec.h"
 #include "model/json_fields.h"
+#include "model/limits.h"
 
 namespace chronos::model {
 namespace {
@@ -15,25 +17,13 @@ using internal::Json;
 
 constexpr std::string_view kMagic = "CHRB";
 constexpr uint8_t kFormatVersion = 1;
-constexpr size_t kHeaderBytes = 4 + 1 + 4;     // magic, version, count
 constexpr size_t kCommandHeaderBytes = 1 + 4;  // tag, length
-// Deep enough for any job; shallow enough that nlohmann's recursive reader
-// and destructor cannot exhaust the stack on hostile input.
-constexpr int kMaxMsgpackDepth = 64;
+// Deep enough for any job an API request can produce (model/limits.h);
+// shallow enough that nlohmann's recursive reader and destructor cannot
+// exhaust the stack on hostile input.
+constexpr int kMaxMsgpackDepth = kMaxBatchDecodeDepth;
 
 enum class Tag : uint8_t { kPutJob = 1, kDeleteJob = 2, kNoop = 3 };
-
-void put_u32(std::string& out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-
-uint32_t get_u32(std::string_view in, size_t pos) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) {
-    v |= static_cast<uint32_t>(static_cast<uint8_t>(in[pos + i])) << (8 * i);
-  }
-  return v;
-}
 
 Error corrupt(std::string_view what) {
   return Error::internal(str_cat("corrupt command batch: ", what));
@@ -78,7 +68,7 @@ bool valid_utf8(std::string_view s) {
 
 // Walks a MessagePack value without recursion and checks that it is exactly
 // one well-formed value of the kinds our JSON uses (no bin/ext), that
-// strings are UTF-8 and that nesting stays under kMaxMsgpackDepth. Only then
+// strings are UTF-8 and that nesting stays within kMaxMsgpackDepth. Only then
 // is it handed to nlohmann, whose reader recurses.
 Status check_msgpack(std::string_view in) {
   size_t pos = 0;
@@ -236,7 +226,7 @@ Result<Command> decode_command(Tag tag, const Json& j) {
 std::string encode_batch(const CommandBatch& batch) {
   std::string out(kMagic);
   out.push_back(static_cast<char>(kFormatVersion));
-  put_u32(out, static_cast<uint32_t>(batch.commands.size()));
+  put_u32_le(out, static_cast<uint32_t>(batch.commands.size()));
   for (const Command& cmd : batch.commands) {
     Tag tag = Tag::kNoop;
     Json j = Json::object();
@@ -258,45 +248,48 @@ std::string encode_batch(const CommandBatch& batch) {
         cmd);
     std::vector<uint8_t> payload = Json::to_msgpack(j);
     out.push_back(static_cast<char>(tag));
-    put_u32(out, static_cast<uint32_t>(payload.size()));
+    put_u32_le(out, static_cast<uint32_t>(payload.size()));
     out.append(reinterpret_cast<const char*>(payload.data()), payload.size());
   }
   return out;
 }
 
 Result<CommandBatch> decode_batch(std::string_view bytes) {
-  if (bytes.size() < kHeaderBytes) return corrupt("shorter than its header");
-  if (bytes.substr(0, 4) != kMagic) return corrupt("bad magic");
-  auto version = static_cast<uint8_t>(bytes[4]);
-  if (version != kFormatVersion) {
-    return corrupt(str_cat("unsupported format version ", static_cast<int>(version)));
+  ByteReader in(bytes);
+  std::string_view magic;
+  std::string_view version;
+  uint32_t count = 0;
+  if (!in.bytes(kMagic.size(), &magic) || !in.bytes(1, &version) || !in.u32_le(&count)) {
+    return corrupt("shorter than its header");
   }
-  uint32_t count = get_u32(bytes, 5);
-  size_t pos = kHeaderBytes;
-  if (count > (bytes.size() - pos) / kCommandHeaderBytes) {
+  if (magic != kMagic) return corrupt("bad magic");
+  if (static_cast<uint8_t>(version[0]) != kFormatVersion) {
+    return corrupt(str_cat("unsupported format version ", static_cast<int>(version[0])));
+  }
+  if (count > in.remaining() / kCommandHeaderBytes) {
     return corrupt("command count larger than the entry");
   }
   CommandBatch batch;
   batch.commands.reserve(count);
   for (uint32_t i = 0; i < count; ++i) {
-    if (bytes.size() - pos < kCommandHeaderBytes) return corrupt("truncated command header");
-    auto tag = static_cast<uint8_t>(bytes[pos]);
-    uint32_t len = get_u32(bytes, pos + 1);
-    pos += kCommandHeaderBytes;
-    if (len > bytes.size() - pos) return corrupt("truncated command payload");
+    std::string_view tag_byte;
+    uint32_t len = 0;
+    if (!in.bytes(1, &tag_byte) || !in.u32_le(&len)) return corrupt("truncated command header");
+    std::string_view payload;
+    if (!in.bytes(len, &payload)) return corrupt("truncated command payload");
+    auto tag = static_cast<uint8_t>(tag_byte[0]);
     if (tag < static_cast<uint8_t>(Tag::kPutJob) || tag > static_cast<uint8_t>(Tag::kNoop)) {
       return corrupt(str_cat("unknown command tag ", static_cast<int>(tag)));
     }
-    CHRONOS_ASSIGN_OR_RETURN(Json j, decode_payload(bytes.substr(pos, len)));
+    CHRONOS_ASSIGN_OR_RETURN(Json j, decode_payload(payload));
     auto cmd = decode_command(static_cast<Tag>(tag), j);
     if (!cmd.ok()) {
       const Error& e = cmd.error();
       return corrupt(str_cat("command ", i, ": ", e.field, ": ", e.message));
     }
     batch.commands.push_back(std::move(cmd).value());
-    pos += len;
   }
-  if (pos != bytes.size()) return corrupt("trailing bytes after the last command");
+  if (in.remaining() != 0) return corrupt("trailing bytes after the last command");
   return batch;
 }
 

@@ -26,4 +26,19 @@ std::string_view to_string(MissedRunPolicy p) {
   return "execute_one";
 }
 
+std::optional<Concurrency> parse_concurrency(std::string_view s) {
+  for (Concurrency c : {Concurrency::kAllow, Concurrency::kForbid, Concurrency::kReplace}) {
+    if (s == to_string(c)) return c;
+  }
+  return std::nullopt;
+}
+
+std::optional<MissedRunPolicy> parse_missed_run_policy(std::string_view s) {
+  for (MissedRunPolicy p :
+       {MissedRunPolicy::kIgnore, MissedRunPolicy::kExecuteOne, MissedRunPolicy::kExecuteAll}) {
+    if (s == to_string(p)) return p;
+  }
+  return std::nullopt;
+}
+
 }  // namespace chronos::model

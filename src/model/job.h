@@ -4,6 +4,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/time/time.h"
@@ -93,7 +94,12 @@ struct JobDefaults {
   MissedRunPolicy missed_run_policy = MissedRunPolicy::kExecuteOne;
 };
 
+// Wire names ("allow", "execute_one", ...) and their inverses. The parsers
+// accept exactly the names to_string returns (case-sensitive); nullopt for
+// anything else.
 std::string_view to_string(Concurrency c);
 std::string_view to_string(MissedRunPolicy p);
+std::optional<Concurrency> parse_concurrency(std::string_view s);
+std::optional<MissedRunPolicy> parse_missed_run_policy(std::string_view s);
 
 }  // namespace chronos::model

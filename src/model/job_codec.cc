@@ -9,6 +9,7 @@
 #include "base/strings.h"
 #include "cron/schedule.h"
 #include "model/json_fields.h"
+#include "model/limits.h"
 #include "model/targets.h"
 
 namespace chronos::model {
@@ -60,20 +61,6 @@ enum class Mode {
   kRequest,   // client body: server fields refused, dispatch normalised
   kInternal,  // stored form: server fields read, no rule checks
 };
-
-Result<Concurrency> parse_concurrency(std::string_view s) {
-  if (s == "allow") return Concurrency::kAllow;
-  if (s == "forbid") return Concurrency::kForbid;
-  if (s == "replace") return Concurrency::kReplace;
-  return Error::validation("concurrency", "must be one of allow, forbid, replace");
-}
-
-Result<MissedRunPolicy> parse_missed_run_policy(std::string_view s) {
-  if (s == "ignore") return MissedRunPolicy::kIgnore;
-  if (s == "execute_one") return MissedRunPolicy::kExecuteOne;
-  if (s == "execute_all") return MissedRunPolicy::kExecuteAll;
-  return Error::validation("missed_run_policy", "must be one of ignore, execute_one, execute_all");
-}
 
 Result<RetryPolicy> retry_policy_from_json(const Json& j) {
   CHRONOS_RETURN_IF_ERROR(internal::check_object(
@@ -176,11 +163,18 @@ Result<Job> job_from_json(const Json& body, const JobDefaults& defaults, Mode mo
   job.timeout = timeout.value_or(job.timeout);
   CHRONOS_ASSIGN_OR_RETURN(auto concurrency, get_string(body, "concurrency"));
   if (concurrency) {
-    CHRONOS_ASSIGN_OR_RETURN(job.concurrency, parse_concurrency(*concurrency));
+    std::optional<Concurrency> c = parse_concurrency(*concurrency);
+    if (!c) return Error::validation("concurrency", "must be one of allow, forbid, replace");
+    job.concurrency = *c;
   }
   CHRONOS_ASSIGN_OR_RETURN(auto missed, get_string(body, "missed_run_policy"));
   if (missed) {
-    CHRONOS_ASSIGN_OR_RETURN(job.missed_run_policy, parse_missed_run_policy(*missed));
+    std::optional<MissedRunPolicy> p = parse_missed_run_policy(*missed);
+    if (!p) {
+      return Error::validation("missed_run_policy",
+                               "must be one of ignore, execute_one, execute_all");
+    }
+    job.missed_run_policy = *p;
   }
   CHRONOS_ASSIGN_OR_RETURN(auto catchup, get_duration(body, "catchup_window"));
   job.catchup_window = catchup.value_or(job.catchup_window);
@@ -430,8 +424,8 @@ Result<Job> job_from_request(const nlohmann::json& body, const JobDefaults& defa
 Result<Job> apply_merge_patch(const Job& current, const nlohmann::json& patch,
                               const JobDefaults& defaults) {
   if (!patch.is_object()) return Error::validation("", "merge patch must be a JSON object");
-  // merge_patch recurses; a job is nowhere near this deep (payloads <= 32).
-  if (!internal::depth_within(patch, 48)) {
+  // merge_patch recurses; a job is nowhere near this deep (model/limits.h).
+  if (!internal::depth_within(patch, kMaxMergePatchDepth)) {
     return Error::validation("", "merge patch is nested too deeply");
   }
   for (std::string_view f : {"id", "created_at", "updated_at", "version", "next_run"}) {

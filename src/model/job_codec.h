@@ -54,10 +54,18 @@ nlohmann::json job_to_internal_json(const Job& job);
 Result<Job> job_from_internal_json(const nlohmann::json& j);
 
 // RFC 3339 with fractional seconds trimmed, always UTC "Z"
-// ("2024-03-10T07:30:00Z", "2024-03-10T07:30:00.25Z").
+// ("2024-03-10T07:30:00Z", "2024-03-10T07:30:00.25Z", "0004-02-29T00:00:00Z").
+// Only times for which in_rfc3339_range() holds have an RFC 3339 form;
+// callers format only those (a year outside 0001..9999 is printed with a
+// sign or a fifth digit, and parse_time refuses it).
 std::string format_time(absl::Time t);
-// Parses RFC 3339 ("Z" or an offset). Error message names the format.
+// Parses RFC 3339 ("Z" or an offset): a four-digit year, and a time whose
+// UTC year is 0001..9999. Error message names the format.
 Result<absl::Time> parse_time(std::string_view text);
+// True when `t` falls in UTC years 0001..9999, i.e. format_time(t) is valid
+// RFC 3339 that parse_time reads back. False for the infinite times. The API
+// uses it to stop a schedule preview at year 9999.
+bool in_rfc3339_range(absl::Time t);
 
 // Name rule shared by name and namespace: [a-z0-9][a-z0-9._-]{0,126}.
 bool is_valid_name(std::string_view s);

@@ -10,6 +10,7 @@
 #include "base/duration.h"
 #include "base/strings.h"
 #include "model/json_fields.h"
+#include "model/limits.h"
 
 namespace chronos::model::internal {
 namespace {
@@ -25,7 +26,6 @@ constexpr size_t kMaxSecretBytes = 8192;
 constexpr size_t kMaxShortStringBytes = 255;  // AMQP shortstr; also names, users
 constexpr size_t kMaxBrokers = 64;
 constexpr absl::Duration kMaxReplyTimeout = absl::Hours(1);
-constexpr int kMaxPayloadDepth = 32;
 
 constexpr std::array<std::string_view, 7> kMethods = {"GET",    "POST", "PUT",    "PATCH",
                                                       "DELETE", "HEAD", "OPTIONS"};

@@ -86,16 +86,12 @@ Status set_peers(NodeConfig& c, const std::string& v) {
 }
 
 Status set_missed_run_policy(NodeConfig& c, const std::string& v) {
-  if (v == "ignore") {
-    c.missed_run_policy = model::MissedRunPolicy::kIgnore;
-  } else if (v == "execute_one") {
-    c.missed_run_policy = model::MissedRunPolicy::kExecuteOne;
-  } else if (v == "execute_all") {
-    c.missed_run_policy = model::MissedRunPolicy::kExecuteAll;
-  } else {
+  auto policy = model::parse_missed_run_policy(v);
+  if (!policy) {
     return Error::validation("scheduler.missed_run_policy",
                              "must be one of ignore, execute_one, execute_all");
   }
+  c.missed_run_policy = *policy;
   return ok_status();
 }
 
@@ -200,6 +196,17 @@ Status validate(const NodeConfig& c) {
   }
   if (c.log_format != "text" && c.log_format != "json") {
     return Error::validation("logging.format", "must be text or json");
+  }
+  if (c.auth_type == "none") {
+    // SPEC §6: without authentication the API is for this machine only.
+    auto colon = c.http_address.rfind(':');
+    std::string host = colon == std::string::npos ? c.http_address : c.http_address.substr(0, colon);
+    if (host != "127.0.0.1" && host != "localhost" && host != "[::1]" && host != "::1" &&
+        host.rfind("127.", 0) != 0) {
+      return Error::validation("server.http.address",
+                               "with auth.type none the API binds to loopback only (127.0.0.1); "
+                               "enable authentication to listen on other addresses");
+    }
   }
   if (c.auth_type != "none") {
     return Error::validation("auth.type",

@@ -1,5 +1,6 @@
 #include "node/node.h"
 
+#include <atomic>
 #include <filesystem>
 
 #include "base/strings.h"
@@ -62,6 +63,17 @@ class NodeImpl final : public Node {
     ao.version = CHRONOS_VERSION;
     ao.job_defaults.missed_run_policy = config.missed_run_policy;
     api_ = std::make_unique<api::Api>(ao, store_.get(), raft_.get(), RealClock::instance());
+    // Proposal completions continue on the HTTP I/O threads. The server
+    // exists only after it starts (it needs the handler), so the executor
+    // reaches it through a holder filled in right after.
+    auto server_holder = std::make_shared<std::atomic<api::HttpServer*>>(nullptr);
+    api_->set_executor([server_holder](std::function<void()> fn) {
+      if (api::HttpServer* server = server_holder->load()) {
+        server->post(std::move(fn));
+      } else {
+        fn();
+      }
+    });
 
     api::HttpServerOptions ho;
     ho.address = config.http_address;
@@ -71,6 +83,7 @@ class NodeImpl final : public Node {
         http_, api::HttpServer::start(ho, [api](api::HttpRequest req, api::Responder respond) {
           api->handle(std::move(req), std::move(respond));
         }));
+    server_holder->store(http_.get());
     auto hp = api::split_host_port(config.http_address, "server.http.address");
     url_ = str_cat("http://", hp->first, ":", http_->port());
     return ok_status();
@@ -79,10 +92,12 @@ class NodeImpl final : public Node {
   std::string url() const override { return url_; }
 
   void stop() override {
-    // Order matters: responders of pending proposals post into the HTTP
-    // server's executor, so it must outlive the Raft node's callbacks.
-    if (http_) http_->stop();
+    // Order matters: stop taking requests; stop Raft, which fails what is
+    // pending (those answers are posted to the HTTP executor); then let the
+    // server drain every answer before it closes.
+    if (http_) http_->stop_accepting();
     if (raft_) raft_->stop();
+    if (http_) http_->stop();
     raft_.reset();
     api_.reset();
     http_.reset();

@@ -112,7 +112,8 @@ std::string_view unframe_entry(const struct raft_buffer& buf) {
 // request (req.data) until its callback fires.
 struct Proposal {
   RaftNodeImpl* node = nullptr;
-  model::CommandBatch batch;
+  std::string entry;  // encoded batch (proposals only)
+  bool counted = false;  // holds a slot of max_pending_proposals
   RaftNode::ProposeCallback propose_cb;  // set for proposals
   RaftNode::BarrierCallback barrier_cb;  // set for barriers
   struct raft_apply apply_req {};
@@ -143,6 +144,7 @@ class RaftNodeImpl final : public RaftNode {
     CHRONOS_CHECK(rv == 0) << "uv_timer_init: " << uv_strerror(rv);  // cannot fail in libuv 1.x
     status_timer_.data = this;
     handles_open_ = true;
+    wakeup_open_ = true;
 
     rv = raft_uv_tcp_init(&transport_, &loop_);
     if (rv != 0) return raft_error(rv, "raft_uv_tcp_init");
@@ -184,6 +186,16 @@ class RaftNodeImpl final : public RaftNode {
     rv = raft_start(&raft_);
     t_loop_node = nullptr;
     if (rv != 0) return raft_error(rv, str_cat("raft_start (", raft_errmsg(&raft_), ")"));
+    if (store_->applied_index() > raft_last_index(&raft_)) {
+      // The store holds entries the log does not (e.g. raft/ was deleted or
+      // replaced): new entries would reuse its indexes and be skipped.
+      return Error{ErrorCode::kUnavailable,
+                   str_cat("the store has applied log index ", store_->applied_index(),
+                           " but the Raft log in ", config_.dir, " ends at ",
+                           raft_last_index(&raft_),
+                           ": the store and raft directories do not belong together"),
+                   {}};
+    }
     refresh_status();
     uv_timer_start(&status_timer_, &RaftNodeImpl::on_status_timer, 20, 20);
     thread_ = std::thread([this] { run_loop(); });
@@ -193,8 +205,17 @@ class RaftNodeImpl final : public RaftNode {
   void propose(model::CommandBatch batch, ProposeCallback cb) override {
     auto p = std::make_unique<Proposal>();
     p->node = this;
-    p->batch = std::move(batch);
     p->propose_cb = std::move(cb);
+    // Encoding (and proving the entry decodes) happens here, on the
+    // caller's thread: the loop thread stays free, and an entry every
+    // replica would refuse to apply never reaches the log.
+    p->entry = model::encode_batch(batch);
+    if (auto check = model::decode_batch(p->entry); !check.ok()) {
+      complete(p.get(), Error::internal(str_cat("refusing to propose an entry that does not "
+                                                "decode: ",
+                                                check.error().message)));
+      return;
+    }
     enqueue(std::move(p));
   }
 
@@ -214,11 +235,9 @@ class RaftNodeImpl final : public RaftNode {
     {
       std::lock_guard lock(queue_mu_);
       stopping_ = true;
+      if (wakeup_open_) uv_async_send(&wakeup_);
     }
-    if (thread_.joinable()) {
-      uv_async_send(&wakeup_);
-      thread_.join();
-    }
+    if (thread_.joinable()) thread_.join();
     if (loop_open_ && !thread_started_) {
       // init() failed half-way: close what was opened, running the loop here.
       begin_shutdown();
@@ -266,7 +285,12 @@ class RaftNodeImpl final : public RaftNode {
 
   void close_handles() {
     if (handles_open_) {
-      uv_close(reinterpret_cast<uv_handle_t*>(&wakeup_), nullptr);
+      {
+        // Under the lock: callers send wakeups only while it is open.
+        std::lock_guard lock(queue_mu_);
+        wakeup_open_ = false;
+        uv_close(reinterpret_cast<uv_handle_t*>(&wakeup_), nullptr);
+      }
       uv_close(reinterpret_cast<uv_handle_t*>(&status_timer_), nullptr);
       handles_open_ = false;
     }
@@ -304,25 +328,33 @@ class RaftNodeImpl final : public RaftNode {
 
   // ---- proposals ----
 
+  // Admits a proposal if fewer than max_pending_proposals are pending
+  // (queued or inside libraft, not yet completed); the bound covers the whole
+  // path to completion, not just the hand-off queue.
   void enqueue(std::unique_ptr<Proposal> p) {
+    const char* refused = nullptr;
     {
       std::lock_guard lock(queue_mu_);
-      if (!stopping_ && queue_.size() < config_.max_pending_proposals) {
+      if (stopping_ || !wakeup_open_) {
+        refused = "node is shutting down";
+      } else if (pending_ >= config_.max_pending_proposals) {
+        refused = "too many proposals pending; retry later";
+      } else {
+        ++pending_;
+        p->counted = true;
         queue_.push_back(std::move(p));
-        p = nullptr;
+        uv_async_send(&wakeup_);
       }
     }
-    if (p) {
-      bool stopping;
-      {
-        std::lock_guard lock(queue_mu_);
-        stopping = stopping_;
-      }
-      complete(p.get(), Error{ErrorCode::kUnavailable,
-                              stopping ? "node is shutting down" : "proposal queue is full", {}});
-      return;
-    }
-    uv_async_send(&wakeup_);
+    if (refused != nullptr) complete(p.get(), Error{ErrorCode::kUnavailable, refused, {}});
+  }
+
+  // Releases the pending slot of a finished proposal.
+  static void release(Proposal* p) {
+    if (!p->counted) return;
+    p->counted = false;
+    std::lock_guard lock(p->node->queue_mu_);
+    --p->node->pending_;
   }
 
   static void on_wakeup(uv_async_t* handle) {
@@ -372,7 +404,8 @@ class RaftNodeImpl final : public RaftNode {
       p.release();  // owned by the request until on_barrier_done
       return;
     }
-    struct raft_buffer buf = frame_entry(model::encode_batch(p->batch));
+    struct raft_buffer buf = frame_entry(p->entry);
+    std::string().swap(p->entry);  // libraft owns the framed copy now
     if (buf.base == nullptr) {
       complete(p.get(), Error{ErrorCode::kUnavailable, "out of memory", {}});
       return;
@@ -389,6 +422,7 @@ class RaftNodeImpl final : public RaftNode {
   }
 
   static void complete(Proposal* p, Error e) {
+    release(p);
     if (p->propose_cb) p->propose_cb(std::move(e));
     if (p->barrier_cb) p->barrier_cb(std::move(e));
   }
@@ -405,6 +439,14 @@ class RaftNodeImpl final : public RaftNode {
       return;
     }
     CHRONOS_CHECK(outcome != nullptr) << "applied entry " << req->index << " has no outcome";
+    if (outcome->skipped) {
+      // Only possible when the store is ahead of the log it was built from
+      // (start() refuses that); the command did not take effect.
+      complete(p.get(), Error::internal(str_cat("entry ", req->index,
+                                                " was skipped: the store is ahead of the log")));
+      return;
+    }
+    release(p.get());
     p->propose_cb(std::move(*outcome));
   }
 
@@ -414,6 +456,7 @@ class RaftNodeImpl final : public RaftNode {
       complete(p.get(), raft_error(status, "barrier"));
       return;
     }
+    release(p.get());
     p->barrier_cb(ok_status());
   }
 
@@ -597,6 +640,9 @@ class RaftNodeImpl final : public RaftNode {
           if (st.ok()) {
             caught_up_term_ = term;
             refresh_status();
+          } else if (barrier_term_ == term) {
+            // Try again on the next refresh while still leader of this term.
+            barrier_term_ = 0;
           }
         };
         submit(std::move(p));
@@ -629,6 +675,7 @@ class RaftNodeImpl final : public RaftNode {
   bool raft_open_ = false;
   bool closing_ = false;
   bool handles_open_ = false;
+  bool wakeup_open_ = false;  // guarded by queue_mu_ once the loop runs
   int pending_async_work_ = 0;  // io_async_work items not yet called back
   uint64_t barrier_term_ = 0;  // term whose leadership barrier was proposed
   std::atomic<bool> thread_started_{false};
@@ -639,6 +686,7 @@ class RaftNodeImpl final : public RaftNode {
   std::mutex queue_mu_;
   std::deque<std::unique_ptr<Proposal>> queue_;  // guarded by queue_mu_
   bool stopping_ = false;                        // guarded by queue_mu_
+  size_t pending_ = 0;  // admitted proposals not yet completed; guarded by queue_mu_
 
   mutable std::mutex status_mu_;
   RaftStatus status_;  // guarded by status_mu_

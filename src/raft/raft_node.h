@@ -29,7 +29,7 @@ struct RaftConfig {
   absl::Duration election_timeout = absl::Milliseconds(1000);
   unsigned snapshot_threshold = 8192;  // entries between snapshots
   unsigned snapshot_trailing = 2048;   // entries kept behind a snapshot
-  size_t max_pending_proposals = 4096; // bound of the proposal queue
+  size_t max_pending_proposals = 4096; // proposals admitted and not yet completed
 };
 
 enum class Role : uint8_t { kUnavailable, kFollower, kCandidate, kLeader };
@@ -84,9 +84,12 @@ class RaftNode {
   static Result<std::unique_ptr<RaftNode>> start(const RaftConfig& config, store::Store* store);
 
   // Proposes `batch` as one log entry. `cb` gets the apply outcome once the
-  // entry is committed and applied here, or kNoLeader when this node is not
-  // the leader, kUnavailable when the queue is full, the node is stopping,
-  // or leadership was lost before commit (the entry may still commit).
+  // entry is committed and applied here; or kNoLeader when this node is not
+  // the leader or lost leadership before the entry committed (it may still
+  // commit under the next leader); kUnavailable when max_pending_proposals
+  // are already pending or the node is stopping; kInternal when the batch
+  // does not survive its own encoding. The batch is encoded on the calling
+  // thread.
   virtual void propose(model::CommandBatch batch, ProposeCallback cb) = 0;
 
   // Completes once every entry committed before the call is applied here
@@ -95,8 +98,9 @@ class RaftNode {
 
   virtual RaftStatus status() const = 0;
 
-  // Stops the loop: pending proposals complete with kUnavailable. Blocks
-  // until the loop thread has exited.
+  // Stops the loop: queued proposals complete with kUnavailable, those
+  // already inside libraft with the error libraft closes them with
+  // (kUnavailable or kNoLeader). Blocks until the loop thread has exited.
   virtual void stop() = 0;
 };
 

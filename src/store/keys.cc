@@ -1,5 +1,6 @@
 #include "store/keys.h"
 
+#include "base/bytes.h"
 #include "base/check.h"
 
 namespace chronos::store::keys {
@@ -49,19 +50,15 @@ std::string prefix_end(std::string_view prefix) {
 }
 
 std::string encode_u64(uint64_t v) {
-  std::string out(8, '\0');
-  for (int i = 7; i >= 0; --i) {
-    out[static_cast<size_t>(i)] = static_cast<char>(v & 0xff);
-    v >>= 8;
-  }
+  std::string out;
+  out.reserve(8);
+  put_u64_be(out, v);
   return out;
 }
 
 std::optional<uint64_t> decode_u64(std::string_view bytes) {
   if (bytes.size() != 8) return std::nullopt;
-  uint64_t v = 0;
-  for (char c : bytes) v = (v << 8) | static_cast<unsigned char>(c);
-  return v;
+  return get_u64_be(bytes.data());
 }
 
 std::string encode_cursor(std::string_view name_key) {

@@ -227,6 +227,28 @@ Result<CommandEffect> apply_put(ApplyTxn& txn, const model::PutJob& cmd, int64_t
   if (!keys::is_key_segment(job.name)) {
     return Error::validation("name", "must be non-empty and must not contain '/'");
   }
+  // The version is the proposer's too (create: >= 1; update: expected + 1).
+  // A committed entry that breaks it is refused like any bad field, never
+  // CHECKed: a crash here would repeat on every replica at every restart.
+  if (cmd.expected_version == 0 && job.version < 1) {
+    return Error::validation(
+        "version", "must be at least 1 for a new job, got " + std::to_string(job.version));
+  }
+  // Compared as job.version - 1 (evaluated only when job.version >= 1):
+  // expected_version + 1 could overflow.
+  if (cmd.expected_version != 0 && (job.version < 1 || job.version - 1 != cmd.expected_version)) {
+    return Error::validation("version", "must be expected_version + 1 (expected_version is " +
+                                            std::to_string(cmd.expected_version) + "), got " +
+                                            std::to_string(job.version));
+  }
+  // Stored times are RFC 3339 text, which has four-digit years only: a time
+  // outside them would be stored as a value that does not decode.
+  if (!model::in_rfc3339_range(job.created_at)) {
+    return Error::validation("created_at", "must be in the years 0001..9999 (UTC)");
+  }
+  if (!model::in_rfc3339_range(job.updated_at)) {
+    return Error::validation("updated_at", "must be in the years 0001..9999 (UTC)");
+  }
   CHRONOS_ASSIGN_OR_RETURN(const std::string value, encode_job(job));
   const std::string job_key = keys::job(job.id);
   const std::string name_key = keys::name(job.namespace_, job.name);
@@ -235,8 +257,6 @@ Result<CommandEffect> apply_put(ApplyTxn& txn, const model::PutJob& cmd, int64_t
   if (cmd.expected_version == 0) {  // create
     if (stored) return already_exists("id", "job " + job.id + " already exists");
     if (txn.get(name_key)) return name_taken(job);
-    CHRONOS_CHECK(job.version >= 1) << "PutJob create of " << job.id << " with version "
-                                    << job.version << " (versions start at 1)";
     txn.put(job_key, value);
     txn.put(name_key, job.id);
     txn.put(keys::version(job.id, static_cast<uint64_t>(job.version)), value);
@@ -249,9 +269,6 @@ Result<CommandEffect> apply_put(ApplyTxn& txn, const model::PutJob& cmd, int64_t
   if (stored->version != cmd.expected_version) {
     return version_conflict(stored->version, cmd.expected_version);
   }
-  CHRONOS_CHECK(job.version == cmd.expected_version + 1)
-      << "PutJob update of " << job.id << " to version " << job.version << " expects version "
-      << cmd.expected_version << " (the proposer must set version = expected + 1)";
   if (stored->namespace_ != job.namespace_ || stored->name != job.name) {
     const std::optional<std::string> owner = txn.get(name_key);
     if (owner && *owner != job.id) return name_taken(job);
@@ -299,7 +316,8 @@ class RocksStore final : public Store {
   Result<model::Job> get_job(std::string_view id) const override;
   Result<model::Job> find_job(std::string_view ns, std::string_view name) const override;
   Result<model::Job> get_job_version(std::string_view id, int64_t version) const override;
-  Result<std::vector<VersionInfo>> list_versions(std::string_view id) const override;
+  Result<std::vector<VersionInfo>> list_versions(std::string_view id, int64_t before_version,
+                                                 size_t limit) const override;
   Result<ListPage> list_jobs(const ListQuery& query) const override;
   Result<std::string> serialize_snapshot() const override;
   Status restore_snapshot(std::string_view image) override;
@@ -385,14 +403,25 @@ Result<model::Job> RocksStore::get_job_version(std::string_view id, int64_t vers
   return std::move(*job);
 }
 
-Result<std::vector<VersionInfo>> RocksStore::list_versions(std::string_view id) const {
+// Cost: one Get, then one reverse seek and at most `limit` keys decoded.
+Result<std::vector<VersionInfo>> RocksStore::list_versions(std::string_view id,
+                                                           int64_t before_version,
+                                                           size_t limit) const {
+  limit = limit == 0 ? 100 : std::min<size_t>(limit, 1000);
   if (!keys::is_key_segment(id)) return job_not_found(id);
   ReadView view(db_.get());
   CHRONOS_ASSIGN_OR_RETURN(std::optional<std::string> current, view.get(keys::job(id)));
   if (!current) return job_not_found(id);
+  std::vector<VersionInfo> out;
+  if (before_version < 0) return out;  // no version is below a negative bound
 
+  // Versions are big-endian in the key, so key order is version order and
+  // the exclusive upper bound v/<id>/<before_version> keeps exactly the
+  // versions below it; SeekToLast then starts at the newest of those.
   const std::string lower = keys::versions_prefix(id);
-  const std::string upper = keys::prefix_end(lower);
+  const std::string upper = before_version == 0
+                                ? keys::prefix_end(lower)
+                                : keys::version(id, static_cast<uint64_t>(before_version));
   const rocksdb::Slice lower_slice(lower);
   const rocksdb::Slice upper_slice(upper);
   rocksdb::ReadOptions options = view.options();
@@ -400,8 +429,7 @@ Result<std::vector<VersionInfo>> RocksStore::list_versions(std::string_view id) 
   options.iterate_upper_bound = &upper_slice;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options));
 
-  std::vector<VersionInfo> out;
-  for (it->SeekToLast(); it->Valid(); it->Prev()) {
+  for (it->SeekToLast(); it->Valid() && out.size() < limit; it->Prev()) {
     CHRONOS_ASSIGN_OR_RETURN(model::Job job, decode_job(it->value().ToStringView()));
     out.push_back(VersionInfo{job.version, job.updated_at});
   }

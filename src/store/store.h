@@ -27,8 +27,9 @@ struct ApplyOutcome {
   // (replay after restart); `results` is then empty.
   bool skipped = false;
   // One per command, in batch order. A failed precondition (kNotFound,
-  // kAlreadyExists, kConflict) leaves the state unchanged for that command;
-  // later commands of the batch still apply.
+  // kAlreadyExists, kConflict) or a malformed command (kValidation: a '/' in
+  // a key part, a version the proposer got wrong) leaves the state unchanged
+  // for that command; later commands of the batch still apply.
   std::vector<Result<CommandEffect>> results;
 };
 
@@ -80,8 +81,14 @@ class Store {
   virtual Result<model::Job> get_job(std::string_view id) const = 0;  // kNotFound
   virtual Result<model::Job> find_job(std::string_view ns, std::string_view name) const = 0;
   virtual Result<model::Job> get_job_version(std::string_view id, int64_t version) const = 0;
-  // Newest first. kNotFound when the job does not exist.
-  virtual Result<std::vector<VersionInfo>> list_versions(std::string_view id) const = 0;
+  // One page of the job's versions, newest first: those strictly below
+  // `before_version` (0 = no bound: start at the newest; negative = none),
+  // at most `limit` of them (clamped to 1..1000; 0 means 100). The next page
+  // is before_version = the last returned version; an empty or short page is
+  // the last. kNotFound when the job does not exist.
+  virtual Result<std::vector<VersionInfo>> list_versions(std::string_view id,
+                                                         int64_t before_version,
+                                                         size_t limit) const = 0;
   // kValidation (field "cursor") for a malformed cursor.
   virtual Result<ListPage> list_jobs(const ListQuery& query) const = 0;
   virtual uint64_t job_count() const = 0;

@@ -233,6 +233,21 @@ ROWS = [
         "timezone"),
     Row("validate_missing_schedule", "POST", VALIDATE, {"count": 3}, 400, V,
         "schedule"),
+    # --- found in review -------------------------------------------------------
+    Row("at_in_the_past", "POST", J,
+        body(schedule="@at 2001-01-01T00:00:00Z"), 400, V, "schedule"),
+    Row("patch_schedule_to_past_at", "PATCH", J + "/{id}",
+        {"schedule": "@at 2001-01-01T00:00:00Z"}, 400, V, "schedule"),
+    Row("list_unknown_query_parameter", "GET", J + "?colour=red", None, 400, V,
+        "colour"),
+    Row("versions_bad_limit", "GET", J + "/{id}/versions?limit=0", None, 400, V,
+        "limit"),
+    Row("versions_bad_cursor", "GET", J + "/{id}/versions?cursor=x", None, 400,
+        V, "cursor"),
+    Row("consistent_not_boolean", "GET", J + "/{id}?consistent=maybe", None, 400,
+        V, "consistent"),
+    Row("api_prefix_not_delimited", "POST", "/api/v1jobs", body(name="nodelim"),
+        404, NF, None),
 ]
 
 

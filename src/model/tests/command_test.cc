@@ -4,6 +4,8 @@
 
 #include <random>
 
+#include "model/job_codec.h"
+#include "model/limits.h"
 #include "model/tests/test_jobs.h"
 
 namespace chronos::model {
@@ -158,6 +160,61 @@ TEST(BatchCodec, SurvivesRandomCorruption) {
     for (size_t i = 0; i < n; ++i) bytes.push_back(static_cast<char>(rng()));
     (void)decode_batch(bytes);
   }
+}
+
+// The documented layout, byte for byte: "CHRB", u8 version, u32 LE count,
+// then (u8 tag, u32 LE length, MessagePack payload) per command.
+TEST(BatchCodec, LayoutIsTheDocumentedLittleEndianFormat) {
+  const std::string bytes = encode_batch(CommandBatch{{Noop{}, Noop{}}});
+  // Noop's payload is the empty map, MessagePack 0x80.
+  EXPECT_EQ(bytes, std::string("CHRB\x01\x02\0\0\0"
+                               "\x03\x01\0\0\0\x80"
+                               "\x03\x01\0\0\0\x80",
+                               21));
+  const std::string del = encode_batch(CommandBatch{{DeleteJob{"j", 1}}});
+  const std::vector<uint8_t> payload =
+      nlohmann::json::to_msgpack(nlohmann::json{{"job_id", "j"}, {"expected_version", 1}});
+  ASSERT_EQ(del.size(), 9u + 5u + payload.size());
+  EXPECT_EQ(del.substr(5, 4), std::string("\x01\0\0\0", 4));
+  EXPECT_EQ(del[9], 2);
+  EXPECT_EQ(static_cast<uint8_t>(del[10]), payload.size());
+  EXPECT_EQ(del.substr(11, 3), std::string(3, '\0'));
+  EXPECT_EQ(del.substr(14), std::string(payload.begin(), payload.end()));
+}
+
+// JSON arrays nested `depth` levels, a number at the bottom.
+nlohmann::json nested_arrays(int depth) {
+  nlohmann::json j = 1;
+  for (int i = 0; i < depth; ++i) j = nlohmann::json::array({j});
+  return j;
+}
+
+Job job_with_payload(const nlohmann::json& payload) {
+  Job job = full_job();
+  job.webhook.reset();
+  job.dispatch = Dispatch{"nats", {{"url", "nats://n:4222"}, {"subject", "a.b"}}};
+  job.dispatch->config["payload"] = payload;
+  return job;
+}
+
+// model/limits.h: whatever validation lets through decodes from the log.
+TEST(BatchCodec, JobWithPayloadAtTheValidationCapRoundTrips) {
+  const Job job = job_with_payload(nested_arrays(kMaxPayloadDepth));
+  ASSERT_TRUE(validate_job(job).ok()) << validate_job(job).error().message;
+  expect_round_trip(CommandBatch{{PutJob{job, 0}}});
+}
+
+// Even without validation's payload cap, a job whose JSON form is as deep as
+// the API lets a request body be (kMaxRequestJsonDepth) decodes; one level
+// more than the codec allows does not.
+TEST(BatchCodec, JobAsDeepAsTheRequestBodyLimitRoundTrips) {
+  const int payload_depth = kMaxRequestJsonDepth - kPayloadWrapperDepth;
+  expect_round_trip(CommandBatch{{PutJob{job_with_payload(nested_arrays(payload_depth)), 0}}});
+  const int too_deep = kMaxBatchDecodeDepth - kBatchWrapperDepth - kPayloadWrapperDepth + 1;
+  auto r = decode_batch(
+      encode_batch(CommandBatch{{PutJob{job_with_payload(nested_arrays(too_deep)), 0}}}));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("nesting too deep"), std::string::npos) << r.error().message;
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "model/limits.h"
 #include "model/tests/test_jobs.h"
 
 namespace chronos::model {
@@ -301,6 +302,143 @@ TEST(EnumNames, MatchTheWireForm) {
   EXPECT_EQ(to_string(MissedRunPolicy::kIgnore), "ignore");
   EXPECT_EQ(to_string(MissedRunPolicy::kExecuteOne), "execute_one");
   EXPECT_EQ(to_string(MissedRunPolicy::kExecuteAll), "execute_all");
+}
+
+TEST(EnumNames, ParsersInvertToString) {
+  for (Concurrency c : {Concurrency::kAllow, Concurrency::kForbid, Concurrency::kReplace}) {
+    EXPECT_EQ(parse_concurrency(to_string(c)), c);
+  }
+  for (MissedRunPolicy p :
+       {MissedRunPolicy::kIgnore, MissedRunPolicy::kExecuteOne, MissedRunPolicy::kExecuteAll}) {
+    EXPECT_EQ(parse_missed_run_policy(to_string(p)), p);
+  }
+}
+
+TEST(EnumNames, ParsersRefuseAnythingElse) {
+  for (const char* bad : {"", "Allow", "FORBID", " replace", "allowed"}) {
+    EXPECT_EQ(parse_concurrency(bad), std::nullopt) << bad;
+  }
+  for (const char* bad : {"", "Ignore", "execute-one", "execute_one ", "all"}) {
+    EXPECT_EQ(parse_missed_run_policy(bad), std::nullopt) << bad;
+  }
+}
+
+TEST(EnumNames, RequestParserNamesTheFieldOfABadEnum) {
+  json body = minimal_body();
+  body["concurrency"] = "sometimes";
+  auto r = job_from_request(body, {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().field, "concurrency");
+  EXPECT_EQ(r.error().message, "must be one of allow, forbid, replace");
+  body = minimal_body();
+  body["missed_run_policy"] = "execute-one";
+  r = job_from_request(body, {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().field, "missed_run_policy");
+  EXPECT_EQ(r.error().message, "must be one of ignore, execute_one, execute_all");
+}
+
+absl::Time utc(int64_t y, int m, int d, int hh = 0, int mm = 0, int ss = 0) {
+  return absl::FromCivil(absl::CivilSecond(y, m, d, hh, mm, ss), absl::UTCTimeZone());
+}
+
+TEST(TimeFormat, RegressPrintsFourDigitYears) {
+  EXPECT_EQ(format_time(utc(4, 2, 29)), "0004-02-29T00:00:00Z");
+  EXPECT_EQ(format_time(utc(1, 1, 1)), "0001-01-01T00:00:00Z");
+  EXPECT_EQ(format_time(utc(999, 12, 31, 23, 59, 59)), "0999-12-31T23:59:59Z");
+  EXPECT_EQ(format_time(utc(9999, 12, 31, 23, 59, 59)), "9999-12-31T23:59:59Z");
+}
+
+TEST(TimeFormat, RoundTripsTheEdgesOfTheRange) {
+  for (absl::Time t : {utc(1, 1, 1), utc(4, 2, 29, 12, 0, 0),
+                       utc(9999, 12, 31, 23, 59, 59) + absl::Nanoseconds(999999999)}) {
+    auto back = parse_time(format_time(t));
+    ASSERT_TRUE(back.ok()) << format_time(t) << ": " << back.error().message;
+    EXPECT_EQ(*back, t);
+  }
+}
+
+TEST(TimeFormat, RejectsYearsOutsideFourDigits) {
+  for (const char* bad : {"4-02-29T00:00:00Z", "10000-01-01T00:00:00Z", "-001-01-01T00:00:00Z",
+                          "+2024-03-10T07:30:00Z", "02024-03-10T07:30:00Z"}) {
+    auto r = parse_time(bad);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.error().message.find("RFC 3339"), std::string::npos) << r.error().message;
+    EXPECT_NE(r.error().message.find("four digits"), std::string::npos) << r.error().message;
+  }
+}
+
+TEST(TimeFormat, RejectsYearsOutside0001To9999InUtc) {
+  // Year 0000 as written, and times that an offset moves out of range in UTC.
+  for (const char* bad :
+       {"0000-06-01T00:00:00Z", "0001-01-01T00:30:00+01:00", "9999-12-31T23:30:00-01:00"}) {
+    auto r = parse_time(bad);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.error().message.find("between 0001 and 9999"), std::string::npos)
+        << r.error().message;
+  }
+  EXPECT_TRUE(parse_time("0001-01-01T00:30:00+00:30").ok());
+  EXPECT_TRUE(parse_time("9999-12-31T23:30:00+01:00").ok());
+}
+
+TEST(TimeFormat, InRfc3339RangeCoversYears0001To9999) {
+  EXPECT_TRUE(in_rfc3339_range(utc(1, 1, 1)));
+  EXPECT_TRUE(in_rfc3339_range(utc(2024, 3, 10)));
+  EXPECT_TRUE(in_rfc3339_range(utc(9999, 12, 31, 23, 59, 59) + absl::Nanoseconds(999999999)));
+  EXPECT_FALSE(in_rfc3339_range(utc(1, 1, 1) - absl::Nanoseconds(1)));
+  EXPECT_FALSE(in_rfc3339_range(utc(10000, 1, 1)));
+  EXPECT_FALSE(in_rfc3339_range(absl::InfiniteFuture()));
+  EXPECT_FALSE(in_rfc3339_range(absl::InfinitePast()));
+}
+
+// JSON nested `depth` levels (objects and arrays alternating), a string at
+// the bottom.
+json nested(int depth) {
+  json j = "leaf";
+  for (int i = 0; i < depth; ++i) j = i % 2 == 0 ? json::array({j}) : json{{"k", j}};
+  return j;
+}
+
+int depth_of(const json& j) {
+  int deepest = 0;
+  if (j.is_structured()) {
+    for (const json& child : j) deepest = std::max(deepest, depth_of(child));
+    return deepest + 1;
+  }
+  return 0;
+}
+
+json nats_body(const json& payload) {
+  json body = minimal_body();
+  body.erase("webhook");
+  body["dispatch"] = {{"type", "nats"},
+                      {"url", "nats://nats.example.com:4222"},
+                      {"subject", "jobs.run"},
+                      {"payload", payload}};
+  return body;
+}
+
+TEST(DepthLimits, RequestWithPayloadAtTheCapIsAcceptedWithinTheBodyLimit) {
+  const json body = nats_body(nested(kMaxPayloadDepth));
+  EXPECT_LE(depth_of(body), kMaxRequestJsonDepth);
+  Job job = parse_ok(body);
+  ASSERT_TRUE(job.dispatch.has_value());
+  EXPECT_EQ(depth_of(job.dispatch->config["payload"]), kMaxPayloadDepth);
+}
+
+TEST(DepthLimits, PayloadDeeperThanTheCapIsRefused) {
+  auto r = job_from_request(nats_body(nested(kMaxPayloadDepth + 1)), {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().field, "dispatch.payload");
+}
+
+TEST(DepthLimits, PatchCanSetAPayloadAtTheCap) {
+  Job current = parse_ok(nats_body("x"));
+  const json patch = {{"dispatch", {{"payload", nested(kMaxPayloadDepth)}}}};
+  ASSERT_LE(depth_of(patch), kMaxMergePatchDepth);
+  auto r = apply_merge_patch(current, patch, {});
+  ASSERT_TRUE(r.ok()) << r.error().field << ": " << r.error().message;
+  EXPECT_EQ(r->dispatch->config["payload"], nested(kMaxPayloadDepth));
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <future>
+#include <condition_variable>
 #include <mutex>
 #include <random>
 
@@ -56,7 +57,8 @@ struct Node {
   std::unique_ptr<RaftNode> raft;
 };
 
-Node start_node(const TempDir& dir, int port, unsigned snapshot_threshold = 8192) {
+Node start_node(const TempDir& dir, int port, unsigned snapshot_threshold = 8192,
+                size_t max_pending = 4096) {
   Node n;
   auto st = store::Store::open(dir.path("store"));
   EXPECT_TRUE(st.ok()) << (st.ok() ? "" : st.error().message);
@@ -67,6 +69,7 @@ Node start_node(const TempDir& dir, int port, unsigned snapshot_threshold = 8192
   cfg.dir = dir.path("raft");
   cfg.snapshot_threshold = snapshot_threshold;
   cfg.snapshot_trailing = snapshot_threshold / 2;
+  cfg.max_pending_proposals = max_pending;
   auto r = RaftNode::start(cfg, n.store.get());
   EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
   n.raft = std::move(r).value();
@@ -219,6 +222,61 @@ TEST(RaftNode, StopWhileSnapshottingUnderLoadKeepsEveryAcknowledgedWrite) {
   Node n = start_node(dir, port, 4);
   ASSERT_TRUE(wait_caught_up(*n.raft));
   for (const auto& id : expected) EXPECT_TRUE(n.store->get_job(id).ok()) << id;
+}
+
+TEST(RaftNode, RefusesProposalsBeyondThePendingBound) {
+  TempDir dir;
+  Node n = start_node(dir, free_port(), 8192, /*max_pending=*/1);
+  ASSERT_TRUE(wait_caught_up(*n.raft));
+  std::mutex mu;
+  std::condition_variable cv;
+  int done = 0, refused = 0, applied = 0;
+  constexpr int kProposals = 10;
+  for (int i = 0; i < kProposals; ++i) {
+    // Back to back: each one stays pending until its entry is on disk and
+    // applied, far longer than it takes to make the next call.
+    n.raft->propose({{model::PutJob{make_job(str_cat("bound-", i)), 0}}},
+                    [&](Result<store::ApplyOutcome> r) {
+                      std::lock_guard lock(mu);
+                      if (r.ok()) {
+                        ++applied;
+                      } else if (r.error().code == ErrorCode::kUnavailable) {
+                        ++refused;
+                      }
+                      ++done;
+                      cv.notify_all();
+                    });
+  }
+  std::unique_lock lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(30), [&] { return done == kProposals; }));
+  EXPECT_GE(refused, 1);
+  EXPECT_GE(applied, 1);
+  EXPECT_EQ(refused + applied, kProposals);
+  EXPECT_EQ(n.store->job_count(), static_cast<uint64_t>(applied));
+}
+
+TEST(RaftNode, RefusesToStartWhenTheStoreIsAheadOfTheLog) {
+  TempDir dir;
+  int port = free_port();
+  {
+    Node n = start_node(dir, port);
+    ASSERT_TRUE(wait_caught_up(*n.raft));
+    for (int i = 0; i < 5; ++i) {
+      auto out = propose_sync(*n.raft, {{model::PutJob{make_job(str_cat("ahead-", i)), 0}}});
+      ASSERT_TRUE(out.ok());
+    }
+    n.raft->stop();
+  }
+  fs::remove_all(dir.path("raft"));
+  auto st = store::Store::open(dir.path("store"));
+  ASSERT_TRUE(st.ok());
+  RaftConfig cfg;
+  cfg.address = str_cat("127.0.0.1:", port);
+  cfg.dir = dir.path("raft");
+  auto r = RaftNode::start(cfg, st->get());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("do not belong together"), std::string::npos)
+      << r.error().message;
 }
 
 }  // namespace

@@ -217,6 +217,96 @@ TEST_F(StoreTest, UpdateWithStaleExpectedVersionIsAConflict) {
   EXPECT_EQ(*store_->get_job("id-1"), v2);
 }
 
+// A version the proposer got wrong is a per-command validation error, never
+// a crash: the entry is committed, so a CHECK would fire on every replica at
+// every restart (regression: apply CHECKed job.version).
+TEST_F(StoreTest, RegressCreateWithVersionBelowOneIsAValidationError) {
+  for (int64_t bad : {int64_t{0}, int64_t{-1}, INT64_MIN}) {
+    Result<CommandEffect> r = apply_one(PutJob{make_job("id-1", "backup", "default", bad), 0});
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(code_of(r), ErrorCode::kValidation);
+    EXPECT_EQ(r.error().field, "version");
+    EXPECT_EQ(r.error().message, "must be at least 1 for a new job, got " + std::to_string(bad));
+  }
+  EXPECT_EQ(store_->get_job("id-1").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->find_job("default", "backup").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->job_count(), 0u);
+  EXPECT_EQ(store_->applied_index(), 3u);
+}
+
+TEST_F(StoreTest, RegressUpdateWithVersionNotExpectedPlusOneIsAValidationError) {
+  const Job v1 = make_job("id-1", "backup");
+  create(v1);
+  for (int64_t bad : {int64_t{1}, int64_t{3}, int64_t{0}, int64_t{-5}, INT64_MAX}) {
+    Job job = next_version(v1);
+    job.version = bad;
+    job.name = "renamed";
+    Result<CommandEffect> r = apply_one(PutJob{job, 1});
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(code_of(r), ErrorCode::kValidation);
+    EXPECT_EQ(r.error().field, "version");
+    EXPECT_EQ(r.error().message,
+              "must be expected_version + 1 (expected_version is 1), got " + std::to_string(bad));
+  }
+  EXPECT_EQ(*store_->get_job("id-1"), v1);
+  EXPECT_EQ(store_->find_job("default", "renamed").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->list_versions("id-1", 0, 0)->size(), 1u);
+  EXPECT_EQ(store_->applied_index(), 6u);
+}
+
+TEST_F(StoreTest, RegressUpdateOfJobAtLargestVersionDoesNotOverflow) {
+  Job top = make_job("id-1", "backup");
+  top.version = INT64_MAX;
+  create(top);
+  Job job = top;
+  job.description = "changed";
+  Result<CommandEffect> r = apply_one(PutJob{job, INT64_MAX});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(code_of(r), ErrorCode::kValidation);
+  EXPECT_EQ(*store_->get_job("id-1"), top);
+}
+
+// A time outside RFC 3339's years would be stored as text that does not
+// parse back, making the job unreadable (and every later apply that touches
+// it fatal); apply refuses it like a bad version.
+TEST_F(StoreTest, JobWithTimeOutsideRfc3339YearsIsAValidationError) {
+  Job job = make_job("id-1", "backup");
+  job.updated_at = absl::FromCivil(absl::CivilSecond(10000, 1, 1, 0, 0, 0), absl::UTCTimeZone());
+  Result<CommandEffect> r = apply_one(PutJob{job, 0});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(code_of(r), ErrorCode::kValidation);
+  EXPECT_EQ(r.error().field, "updated_at");
+  job = make_job("id-1", "backup");
+  job.created_at = absl::InfinitePast();
+  r = apply_one(PutJob{job, 0});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().field, "created_at");
+  EXPECT_EQ(store_->job_count(), 0u);
+  EXPECT_EQ(store_->get_job("id-1").error().code, ErrorCode::kNotFound);
+}
+
+TEST_F(StoreTest, RegressBadVersionFailsOnlyItsCommandAndReplaysTheSame) {
+  const model::CommandBatch batch = batch_of({
+      PutJob{make_job("id-1", "a"), 0},
+      PutJob{make_job("id-2", "b", "default", 0), 0},  // bad version
+      PutJob{make_job("id-3", "c"), 0},
+  });
+  // Every replica applying the committed entry gets the same outcome.
+  for (int replica = 0; replica < 2; ++replica) {
+    TempDir dir;
+    std::unique_ptr<Store> store = open_store(dir.path());
+    Result<ApplyOutcome> outcome = store->apply(1, batch);
+    ASSERT_TRUE(outcome.ok()) << outcome.error().message;
+    ASSERT_EQ(outcome->results.size(), 3u);
+    EXPECT_TRUE(outcome->results[0].ok());
+    EXPECT_EQ(outcome->results[1].error().code, ErrorCode::kValidation);
+    EXPECT_TRUE(outcome->results[2].ok());
+    EXPECT_EQ(store->job_count(), 2u);
+    EXPECT_EQ(store->get_job("id-2").error().code, ErrorCode::kNotFound);
+    EXPECT_EQ(store->applied_index(), 1u);
+  }
+}
+
 TEST_F(StoreTest, UpdateOfMissingJobIsNotFound) {
   Result<CommandEffect> r = apply_one(PutJob{make_job("id-1", "backup", "default", 2), 1});
   ASSERT_FALSE(r.ok());
@@ -269,11 +359,11 @@ TEST_F(StoreTest, DeleteRemovesJobNameAndVersions) {
   EXPECT_EQ(store_->find_job("default", "backup").error().code, ErrorCode::kNotFound);
   EXPECT_EQ(store_->get_job_version("id-1", 1).error().code, ErrorCode::kNotFound);
   EXPECT_EQ(store_->get_job_version("id-1", 2).error().code, ErrorCode::kNotFound);
-  EXPECT_EQ(store_->list_versions("id-1").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->list_versions("id-1", 0, 0).error().code, ErrorCode::kNotFound);
   EXPECT_EQ(store_->job_count(), 0u);
   // Name and id are free again; history starts over.
   EXPECT_TRUE(apply_one(PutJob{make_job("id-1", "backup"), 0}).ok());
-  EXPECT_EQ(store_->list_versions("id-1")->size(), 1u);
+  EXPECT_EQ(store_->list_versions("id-1", 0, 0)->size(), 1u);
 }
 
 TEST_F(StoreTest, DeleteKeepsOtherJobsWhoseIdSharesAPrefix) {
@@ -310,7 +400,7 @@ TEST_F(StoreTest, VersionsAreListedNewestFirst) {
     job = next_version(job);
     ASSERT_TRUE(apply_one(PutJob{job, expected}).ok());
   }
-  Result<std::vector<VersionInfo>> versions = store_->list_versions("id-1");
+  Result<std::vector<VersionInfo>> versions = store_->list_versions("id-1", 0, 0);
   ASSERT_TRUE(versions.ok());
   ASSERT_EQ(versions->size(), 4u);
   for (size_t i = 0; i < 4; ++i) {
@@ -321,7 +411,79 @@ TEST_F(StoreTest, VersionsAreListedNewestFirst) {
 }
 
 TEST_F(StoreTest, ListVersionsOfMissingJobIsNotFound) {
-  EXPECT_EQ(store_->list_versions("nope").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->list_versions("nope", 0, 0).error().code, ErrorCode::kNotFound);
+}
+
+class StoreVersionsTest : public StoreTest {
+ protected:
+  // Creates `id` with versions 1..n in one entry.
+  void create_versions(const std::string& id, const std::string& name, int64_t n) {
+    std::vector<model::Command> commands;
+    Job job = make_job(id, name);
+    commands.push_back(PutJob{job, 0});
+    for (int64_t v = 2; v <= n; ++v) {
+      const int64_t expected = job.version;
+      job = next_version(job);
+      commands.push_back(PutJob{job, expected});
+    }
+    for (const Result<CommandEffect>& r : apply(std::move(commands))) {
+      CHRONOS_CHECK(r.ok()) << r.error().message;
+    }
+  }
+
+  std::vector<int64_t> versions(std::string_view id, int64_t before, size_t limit) {
+    Result<std::vector<VersionInfo>> page = store_->list_versions(id, before, limit);
+    CHRONOS_CHECK(page.ok()) << page.error().message;
+    std::vector<int64_t> out;
+    for (const VersionInfo& v : *page) out.push_back(v.version);
+    return out;
+  }
+};
+
+TEST_F(StoreVersionsTest, PagesNewestFirstStrictlyBelowTheBound) {
+  create_versions("id-1", "a", 5);
+  EXPECT_EQ(versions("id-1", 0, 2), (std::vector<int64_t>{5, 4}));
+  EXPECT_EQ(versions("id-1", 4, 2), (std::vector<int64_t>{3, 2}));
+  EXPECT_EQ(versions("id-1", 2, 2), (std::vector<int64_t>{1}));
+  EXPECT_EQ(versions("id-1", 1, 2), (std::vector<int64_t>{}));
+}
+
+TEST_F(StoreVersionsTest, BoundAboveTheNewestListsFromTheNewest) {
+  create_versions("id-1", "a", 3);
+  EXPECT_EQ(versions("id-1", 100, 0), (std::vector<int64_t>{3, 2, 1}));
+  EXPECT_EQ(versions("id-1", INT64_MAX, 0), (std::vector<int64_t>{3, 2, 1}));
+}
+
+TEST_F(StoreVersionsTest, NegativeBoundListsNothing) {
+  create_versions("id-1", "a", 2);
+  EXPECT_EQ(versions("id-1", -1, 0), (std::vector<int64_t>{}));
+}
+
+TEST_F(StoreVersionsTest, StaysWithinItsJobWhenAnotherIdSharesAPrefix) {
+  create_versions("id-1", "a", 2);
+  create_versions("id-10", "b", 3);
+  create_versions("id-", "c", 1);
+  EXPECT_EQ(versions("id-1", 0, 0), (std::vector<int64_t>{2, 1}));
+  EXPECT_EQ(versions("id-1", 3, 0), (std::vector<int64_t>{2, 1}));
+  EXPECT_EQ(versions("id-", 0, 0), (std::vector<int64_t>{1}));
+}
+
+TEST_F(StoreVersionsTest, LimitIsClampedAndZeroMeansDefault) {
+  create_versions("id-1", "a", 1002);
+  EXPECT_EQ(versions("id-1", 0, 0).size(), 100u);
+  EXPECT_EQ(versions("id-1", 0, 1000).size(), 1000u);
+  const std::vector<int64_t> page = versions("id-1", 0, 5000);
+  ASSERT_EQ(page.size(), 1000u);
+  EXPECT_EQ(page.front(), 1002);
+  EXPECT_EQ(page.back(), 3);
+  EXPECT_EQ(versions("id-1", 3, 5000), (std::vector<int64_t>{2, 1}));
+}
+
+TEST_F(StoreVersionsTest, MissingJobIsNotFoundWhateverTheBound) {
+  for (int64_t before : {int64_t{0}, int64_t{5}, int64_t{-1}}) {
+    EXPECT_EQ(store_->list_versions("nope", before, 10).error().code, ErrorCode::kNotFound);
+  }
+  EXPECT_EQ(store_->list_versions("a/b", 0, 10).error().code, ErrorCode::kNotFound);
 }
 
 // --- apply mechanics ---
@@ -358,7 +520,7 @@ TEST_F(StoreTest, LaterCommandSeesEarlierCommandOfSameBatch) {
   for (const auto& r : results) EXPECT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(*store_->get_job("id-1"), v2);
   EXPECT_EQ(store_->find_job("default", "backup")->id, "id-2");  // freed by command 2
-  EXPECT_EQ(store_->list_versions("id-1")->size(), 2u);
+  EXPECT_EQ(store_->list_versions("id-1", 0, 0)->size(), 2u);
   EXPECT_EQ(store_->job_count(), 2u);
 }
 
@@ -587,7 +749,7 @@ TEST_F(StoreListTest, RestoredSnapshotGivesIdenticalReadsAndAppliedIndex) {
   ListQuery all;
   EXPECT_EQ(other->list_jobs(all)->jobs, store_->list_jobs(all)->jobs);
   EXPECT_EQ(*other->get_job_version("id-0", 1), *store_->get_job_version("id-0", 1));
-  EXPECT_EQ(other->list_versions("id-0")->size(), 2u);
+  EXPECT_EQ(other->list_versions("id-0", 0, 0)->size(), 2u);
   EXPECT_EQ(*other->find_job("ops", "zeta"), *store_->find_job("ops", "zeta"));
   // Same bytes out as in: the images match.
   EXPECT_EQ(*other->serialize_snapshot(), *image);
@@ -662,6 +824,14 @@ TEST(StoreKeys, BigEndianVersionsSortNumerically) {
   EXPECT_EQ(keys::decode_u64(keys::encode_u64(0x0102030405060708)), 0x0102030405060708u);
 }
 
+TEST(StoreKeys, U64IsEightBytesBigEndian) {
+  EXPECT_EQ(keys::encode_u64(0x0102030405060708), std::string("\x01\x02\x03\x04\x05\x06\x07\x08"));
+  EXPECT_EQ(keys::version("j", 1), std::string("v/j/\0\0\0\0\0\0\0\x01", 12));
+  EXPECT_EQ(keys::decode_u64(std::string("\xff\0\0\0\0\0\0\x02", 8)), 0xff00000000000002u);
+  EXPECT_EQ(keys::decode_u64("1234567"), std::nullopt);
+  EXPECT_EQ(keys::decode_u64("123456789"), std::nullopt);
+}
+
 TEST(StoreKeys, CursorRoundTrips) {
   const std::string key = keys::name("ops", "backup");
   EXPECT_EQ(keys::decode_cursor(keys::encode_cursor(key)), key);
@@ -683,6 +853,35 @@ TEST(SnapshotImage, ParsesWhatTheWriterWrote) {
   ASSERT_EQ(parsed->pairs.size(), 2u);
   EXPECT_EQ(parsed->pairs[1].first, "k2");
   EXPECT_EQ(parsed->pairs[1].second, "");
+}
+
+// The documented layout, byte for byte: "CHRS", u32 BE version, u64 BE
+// applied index, (u32 BE length, bytes)*, u32 BE CRC.
+TEST(SnapshotImage, LayoutIsTheDocumentedBigEndianFormat) {
+  SnapshotImageWriter writer(0x0102030405060708);
+  writer.add("k", "vv");
+  const std::string image = std::move(writer).finish();
+  const std::string body = std::string("CHRS\0\0\0\x01\x01\x02\x03\x04\x05\x06\x07\x08", 16) +
+                           std::string("\0\0\0\x01k\0\0\0\x02vv", 11);
+  ASSERT_EQ(image.size(), body.size() + 4);
+  EXPECT_EQ(image.substr(0, body.size()), body);
+  const uint32_t crc = crc32(body);
+  const std::string crc_be = {static_cast<char>(crc >> 24), static_cast<char>(crc >> 16),
+                              static_cast<char>(crc >> 8), static_cast<char>(crc)};
+  EXPECT_EQ(image.substr(body.size()), crc_be);
+  EXPECT_EQ(*read_snapshot_applied_index(image), 0x0102030405060708u);
+}
+
+TEST(SnapshotImage, RejectsEveryTruncation) {
+  SnapshotImageWriter writer(9);
+  writer.add("key", "value");
+  writer.add("k2", "v2");
+  const std::string image = std::move(writer).finish();
+  for (size_t n = 0; n < image.size(); ++n) {
+    Result<SnapshotImage> parsed = parse_snapshot_image(std::string_view(image).substr(0, n));
+    ASSERT_FALSE(parsed.ok()) << n;
+    EXPECT_EQ(parsed.error().field, "snapshot");
+  }
 }
 
 }  // namespace
