@@ -8,8 +8,10 @@
 #include <vector>
 
 #include "base/ids.h"
+#include "base/duration.h"
 #include "base/strings.h"
 #include "cron/schedule.h"
+#include "model/execution_codec.h"
 #include "model/job_codec.h"
 #include "model/limits.h"
 #include "nlohmann/json.hpp"
@@ -142,13 +144,61 @@ Result<int64_t> parse_positive_int(std::string_view text, std::string_view field
   return v;
 }
 
+// The route template of a path, for metric labels (bounded: ids become
+// {id}); unknown paths are "other".
+std::string route_label(std::string_view path) {
+  if (path == "/health" || path == "/ready" || path == "/metrics") return std::string(path);
+  if (path.substr(0, kApiPrefix.size()) != kApiPrefix) return "other";
+  auto seg = split_skip_empty(path.substr(kApiPrefix.size()), '/');
+  std::string out(kApiPrefix);
+  for (size_t i = 0; i < seg.size() && i < 4; ++i) {
+    bool variable = seg[0] == "jobs" && (i == 1 || i == 3);
+    out += "/";
+    out += variable ? std::string_view("{id}") : seg[i];
+  }
+  if (seg.size() > 4) return "other";
+  if (!seg.empty() && seg[0] != "jobs" && seg[0] != "schedules" && seg[0] != "cluster") {
+    return "other";
+  }
+  if (seg.size() >= 4 && seg[0] == "jobs") out.replace(out.rfind('/') + 1, std::string::npos, "{v}");
+  return out;
+}
+
 }  // namespace
 
 struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
+  explicit Impl(metrics::Registry& r)
+      : http_requests(r.counter("chronos_http_requests_total", "HTTP requests answered.",
+                                {"method", "route", "status"})),
+        http_duration(r.histogram("chronos_http_request_duration_seconds",
+                                  "Time from request to response.",
+                                  metrics::latency_buckets_seconds())),
+        jobs_total(r.gauge("chronos_jobs_total", "Jobs stored.")),
+        raft_is_leader(r.gauge("chronos_raft_is_leader", "1 on the Raft leader.")),
+        raft_term(r.gauge("chronos_raft_term", "Current Raft term.")),
+        raft_commit_index(r.gauge("chronos_raft_commit_index", "Raft commit index.")),
+        raft_applied_index(r.gauge("chronos_raft_applied_index", "Raft applied index.")),
+        raft_peers(r.gauge("chronos_raft_peers", "Members of the Raft configuration.")),
+        breaker_state(r.gauge("chronos_circuit_breaker_state",
+                              "Circuit breaker per target: 0 closed, 1 half-open, 2 open.",
+                              {"target"})) {}
+
   ApiOptions options;
   store::Store* store;
   raft::RaftNode* raft;
   const Clock* clock;
+  metrics::Registry* registry = nullptr;
+  dispatch::HttpDispatcher* dispatcher = nullptr;
+  sched::Scheduler* scheduler = nullptr;
+  metrics::Family<metrics::Counter>& http_requests;
+  metrics::Family<metrics::Histogram>& http_duration;
+  metrics::Family<metrics::Gauge>& jobs_total;
+  metrics::Family<metrics::Gauge>& raft_is_leader;
+  metrics::Family<metrics::Gauge>& raft_term;
+  metrics::Family<metrics::Gauge>& raft_commit_index;
+  metrics::Family<metrics::Gauge>& raft_applied_index;
+  metrics::Family<metrics::Gauge>& raft_peers;
+  metrics::Family<metrics::Gauge>& breaker_state;
   // Where completions of Raft proposals continue (the HTTP I/O threads), so
   // the Raft loop thread only hands off. Runs inline until set_executor().
   Api::Executor post = [](std::function<void()> fn) { fn(); };
@@ -584,6 +634,271 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
     respond(ok(json{{"valid", true}, {"next_runs", std::move(runs)}}));
   }
 
+  // Gauges are sampled at scrape time; counters and histograms are live.
+  HttpResponse render_metrics() {
+    raft::RaftStatus s = raft->status();
+    jobs_total.with().set(static_cast<double>(store->job_count()));
+    raft_is_leader.with().set(s.role == raft::Role::kLeader ? 1 : 0);
+    raft_term.with().set(static_cast<double>(s.term));
+    raft_commit_index.with().set(static_cast<double>(s.commit_index));
+    raft_applied_index.with().set(static_cast<double>(s.applied_index));
+    raft_peers.with().set(static_cast<double>(s.members.size()));
+    if (dispatcher != nullptr) {
+      for (const auto& b : dispatcher->breaker().snapshot()) {
+        breaker_state.with({b.key})
+            .set(b.state == dispatch::BreakerState::kOpen       ? 2
+                 : b.state == dispatch::BreakerState::kHalfOpen ? 1
+                                                                : 0);
+      }
+    }
+    HttpResponse r;
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r.body = registry->render();
+    return r;
+  }
+
+  json circuit_breakers() const {
+    json out = json::array();
+    if (dispatcher == nullptr) return out;
+    for (const auto& b : dispatcher->breaker().snapshot()) {
+      out.push_back(json{{"target", b.key},
+                         {"state", dispatch::to_string(b.state)},
+                         {"consecutive_failures", b.consecutive_failures}});
+    }
+    return out;
+  }
+
+  // ---- executions ----
+
+  // Reads a bool query parameter ("true"/"false"; absent → false).
+  static Result<bool> bool_param(const HttpRequest& req, const std::string& name) {
+    const std::string* v = req.query_param(name);
+    if (v == nullptr || *v == "false") return false;
+    if (*v == "true") return true;
+    return Error::validation(name, "must be true or false");
+  }
+
+  // How long ?wait=true may wait: ?timeout= (duration, ≤ 10m), default 60s.
+  static Result<absl::Duration> wait_timeout(const HttpRequest& req) {
+    const std::string* v = req.query_param("timeout");
+    if (v == nullptr) return absl::Seconds(60);
+    auto d = parse_duration(*v);
+    if (!d.ok() || *d <= absl::ZeroDuration() || *d > absl::Minutes(10)) {
+      return Error::validation("timeout", "must be a duration between 1ms and 10m");
+    }
+    return *d;
+  }
+
+  // Answers a started execution: 202 with it, or (wait=true) 200 once its
+  // result is committed (202 with its current state when the wait ends
+  // first). A run the concurrency policy refused is 409.
+  void answer_started(Result<model::Execution> started, bool wait, absl::Duration timeout,
+                      Responder respond) {
+    if (!started.ok()) return respond(fail(started.error()));
+    if (started->status == model::ExecutionStatus::kSkipped) {
+      return respond(fail(Error{
+          ErrorCode::kConflict,
+          str_cat("job already has a running execution and its concurrency policy is forbid; "
+                  "the run was recorded as skipped (execution ",
+                  started->id, "); add ?force=true to run anyway"),
+          {}}));
+    }
+    if (!wait) return respond(ok(model::execution_to_api_json(*started), 202));
+    auto self = shared_from_this();
+    std::string job_id = started->job_id;
+    std::string exec_id = started->id;
+    scheduler->wait_for_result(
+        job_id, exec_id, timeout,
+        [self, job_id, exec_id, respond = std::move(respond)](Result<model::Execution> done) {
+          self->post([self, job_id, exec_id, done = std::move(done), respond]() {
+            if (done.ok()) return respond(ok(model::execution_to_api_json(*done)));
+            auto now = self->store->get_execution(job_id, exec_id);
+            if (!now.ok()) return respond(fail(done.error()));
+            respond(ok(model::execution_to_api_json(*now), 202));
+          });
+        });
+  }
+
+  void start_run(const HttpRequest& req, sched::Scheduler::TriggerRequest tr, Responder respond) {
+    auto force = bool_param(req, "force");
+    if (!force.ok()) return respond(fail(force.error()));
+    auto wait = bool_param(req, "wait");
+    if (!wait.ok()) return respond(fail(wait.error()));
+    auto timeout = wait_timeout(req);
+    if (!timeout.ok()) return respond(fail(timeout.error()));
+    tr.force = *force;
+    auto self = shared_from_this();
+    scheduler->trigger(std::move(tr), [self, wait = *wait, timeout = *timeout,
+                                       respond = std::move(respond)](
+                                          Result<model::Execution> started) mutable {
+      self->post([self, started = std::move(started), wait, timeout,
+                  respond = std::move(respond)]() mutable {
+        self->answer_started(std::move(started), wait, timeout, std::move(respond));
+      });
+    });
+  }
+
+  void trigger_job(const HttpRequest& req, const std::string& id, Responder respond) {
+    auto job = resolve_job(req, id);
+    if (!job.ok()) return respond(fail(job.error()));
+    sched::Scheduler::TriggerRequest tr;
+    tr.job_id = job->id;
+    tr.trigger = model::Trigger::kManual;
+    start_run(req, std::move(tr), std::move(respond));
+  }
+
+  void replay_execution(const HttpRequest& req, const std::string& id, const std::string& eid,
+                        Responder respond) {
+    auto job = resolve_job(req, id);
+    if (!job.ok()) return respond(fail(job.error()));
+    auto exec = store->get_execution(job->id, eid);
+    if (!exec.ok()) return respond(fail(exec.error()));
+    sched::Scheduler::TriggerRequest tr;
+    tr.job_id = job->id;
+    tr.trigger = model::Trigger::kReplay;
+    tr.replay_of = exec->id;
+    start_run(req, std::move(tr), std::move(respond));
+  }
+
+  void cancel_execution(const HttpRequest& req, const std::string& id, const std::string& eid,
+                        Responder respond) {
+    auto job = resolve_job(req, id);
+    if (!job.ok()) return respond(fail(job.error()));
+    auto self = shared_from_this();
+    scheduler->cancel(job->id, eid,
+                      [self, respond = std::move(respond)](Result<model::Execution> r) {
+                        self->post([r = std::move(r), respond]() {
+                          if (!r.ok()) return respond(fail(r.error()));
+                          respond(ok(model::execution_to_api_json(*r)));
+                        });
+                      });
+  }
+
+  void get_execution(const HttpRequest& req, const std::string& id, const std::string& eid,
+                     Responder respond) {
+    auto job = resolve_job(req, id);
+    if (!job.ok()) return respond(fail(job.error()));
+    auto exec = store->get_execution(job->id, eid);
+    if (!exec.ok()) return respond(fail(exec.error()));
+    respond(ok(model::execution_to_api_json(*exec)));
+  }
+
+  void list_executions(const HttpRequest& req, const std::string& id, Responder respond) {
+    store::ExecutionQuery q;
+    for (const auto& [k, v] : req.query) {
+      if (k == "status") {
+        auto st = model::parse_execution_status(v);
+        if (!st) {
+          return respond(fail(Error::validation(
+              "status", "must be one of pending, running, success, failed, skipped, cancelled")));
+        }
+        q.status = *st;
+      } else if (k == "limit") {
+        int64_t limit = 0;
+        if (!parse_int(v, &limit) || limit < 1 || limit > 1000) {
+          return respond(fail(Error::validation("limit", "must be an integer between 1 and 1000")));
+        }
+        q.limit = static_cast<size_t>(limit);
+      } else if (k == "cursor") {
+        q.cursor = v;
+      } else if (k != "namespace" && k != "consistent") {
+        return respond(fail(Error::validation(
+            k, str_cat("unknown query parameter \"", k,
+                       "\" (known: status, limit, cursor, namespace, consistent)"))));
+      }
+    }
+    auto job = resolve_job(req, id);
+    if (!job.ok()) return respond(fail(job.error()));
+    q.job_id = job->id;
+    auto page = store->list_executions(q);
+    if (!page.ok()) return respond(fail(page.error()));
+    json out = json::array();
+    for (const auto& e : page->executions) out.push_back(model::execution_to_api_json(e));
+    respond(ok(json{{"executions", std::move(out)}, {"next_cursor", page->next_cursor}}));
+  }
+
+  // GET /executions?status=running: executions in flight cluster-wide,
+  // oldest first, paged by `limit` and `cursor` (the last id returned).
+  void list_running(const HttpRequest& req, Responder respond) {
+    size_t limit = 100;
+    std::string after;
+    for (const auto& [k, v] : req.query) {
+      if (k == "status") {
+        if (v != "running") {
+          return respond(fail(Error::validation(
+              "status", "only status=running is listed across jobs; use "
+                        "/jobs/{id}/executions?status=... for one job")));
+        }
+      } else if (k == "limit") {
+        int64_t n = 0;
+        if (!parse_int(v, &n) || n < 1 || n > 1000) {
+          return respond(fail(Error::validation("limit", "must be an integer between 1 and 1000")));
+        }
+        limit = static_cast<size_t>(n);
+      } else if (k == "cursor") {
+        if (!v.empty() && !is_uuid(v)) {
+          return respond(fail(Error::validation("cursor", "is not a valid cursor")));
+        }
+        after = v;
+      } else if (k != "consistent") {
+        return respond(fail(Error::validation(
+            k, str_cat("unknown query parameter \"", k, "\" (known: status, limit, cursor)"))));
+      }
+    }
+    auto page = store->list_in_flight(after, limit);
+    if (!page.ok()) return respond(fail(page.error()));
+    json out = json::array();
+    for (const auto& e : *page) out.push_back(model::execution_to_api_json(e));
+    std::string next = page->size() == limit ? page->back().id : "";
+    respond(ok(json{{"executions", std::move(out)}, {"next_cursor", next}}));
+  }
+
+  // POST /webhooks/test {"webhook": {...}, "timeout": "10s"}: one attempt,
+  // nothing recorded.
+  void test_webhook(const HttpRequest& req, Responder respond) {
+    auto body = parse_json_object(req.body);
+    if (!body.ok()) return respond(fail(body.error()));
+    absl::Duration timeout = absl::Seconds(10);
+    for (const auto& [k, v] : body->items()) {
+      if (k == "timeout") {
+        auto d = v.is_string() ? parse_duration(v.get<std::string>())
+                               : Result<absl::Duration>(Error::validation("timeout", ""));
+        if (!d.ok() || *d <= absl::ZeroDuration() || *d > absl::Minutes(1)) {
+          return respond(fail(Error::validation("timeout", "must be a duration between 1ms and 1m")));
+        }
+        timeout = *d;
+      } else if (k != "webhook") {
+        return respond(fail(Error::validation(k, str_cat("unknown field \"", k, "\""))));
+      }
+    }
+    if (!body->contains("webhook")) {
+      return respond(fail(Error::validation("webhook", "is required")));
+    }
+    auto webhook = model::webhook_from_request((*body)["webhook"]);
+    if (!webhook.ok()) return respond(fail(webhook.error().nested_in("webhook")));
+    dispatch::HttpRequestSpec spec;
+    spec.webhook = std::move(webhook).value();
+    spec.job_id = "webhook-test";
+    spec.job_name = "webhook-test";
+    spec.execution_id = new_uuid_v7(clock->now());
+    spec.scheduled_time = clock->now();
+    spec.attempt = 1;
+    spec.timeout = timeout;
+    auto self = shared_from_this();
+    dispatcher->submit(std::move(spec), [self, respond = std::move(respond)](
+                                            dispatch::AttemptOutcome o) {
+      self->post([o = std::move(o), respond]() {
+        json out{{"success", o.success()},
+                 {"outcome", dispatch::to_string(o.kind)},
+                 {"status_code", o.status_code},
+                 {"response", model::sanitize_utf8(o.response)},
+                 {"error", o.error},
+                 {"duration", format_duration(o.elapsed)}};
+        respond(ok(out));
+      });
+    });
+  }
+
   json cluster_status() const {
     raft::RaftStatus s = raft->status();
     json nodes = json::array();
@@ -613,7 +928,8 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
                 {"last_index", s.last_index},
                 {"ready", s.caught_up},
                 {"version", options.version},
-                {"nodes", std::move(nodes)}};
+                {"nodes", std::move(nodes)},
+                {"circuit_breakers", circuit_breakers()}};
   }
 
   // ---- dispatch ----
@@ -626,6 +942,10 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
     if (path == "/health") {
       if (m != "GET" && m != "HEAD") return respond(method_not_allowed());
       return respond(ok(json{{"status", "ok"}}));
+    }
+    if (path == "/metrics") {
+      if (m != "GET") return respond(method_not_allowed());
+      return respond(render_metrics());
     }
     if (path == "/ready") {
       if (m != "GET" && m != "HEAD") return respond(method_not_allowed());
@@ -695,6 +1015,36 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
         if (m != "GET") return respond(method_not_allowed());
         return list_versions(req, seg[1], std::move(respond));
       }
+      if (action == "trigger") {
+        if (m != "POST") return respond(method_not_allowed());
+        return trigger_job(req, seg[1], std::move(respond));
+      }
+      if (action == "executions") {
+        if (m != "GET") return respond(method_not_allowed());
+        return list_executions(req, seg[1], std::move(respond));
+      }
+    }
+    if (seg.size() == 4 && seg[0] == "jobs" && seg[2] == "executions") {
+      if (m != "GET") return respond(method_not_allowed());
+      return get_execution(req, seg[1], seg[3], std::move(respond));
+    }
+    if (seg.size() == 5 && seg[0] == "jobs" && seg[2] == "executions") {
+      if (seg[4] == "replay") {
+        if (m != "POST") return respond(method_not_allowed());
+        return replay_execution(req, seg[1], seg[3], std::move(respond));
+      }
+      if (seg[4] == "cancel") {
+        if (m != "POST") return respond(method_not_allowed());
+        return cancel_execution(req, seg[1], seg[3], std::move(respond));
+      }
+    }
+    if (seg.size() == 1 && seg[0] == "executions") {
+      if (m != "GET") return respond(method_not_allowed());
+      return list_running(req, std::move(respond));
+    }
+    if (seg.size() == 2 && seg[0] == "webhooks" && seg[1] == "test") {
+      if (m != "POST") return respond(method_not_allowed());
+      return test_webhook(req, std::move(respond));
     }
     if (seg.size() == 4 && seg[0] == "jobs") {
       if (seg[2] == "versions") {
@@ -723,18 +1073,34 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
   }
 };
 
-Api::Api(ApiOptions options, store::Store* store, raft::RaftNode* raft, const Clock* clock)
-    : impl_(std::make_shared<Impl>()) {
+Api::Api(ApiOptions options, store::Store* store, raft::RaftNode* raft, const Clock* clock,
+         metrics::Registry* metrics, dispatch::HttpDispatcher* dispatcher,
+         sched::Scheduler* scheduler)
+    : impl_(std::make_shared<Impl>(*metrics)) {
+  impl_->scheduler = scheduler;
   impl_->options = std::move(options);
   impl_->store = store;
   impl_->raft = raft;
   impl_->clock = clock;
+  impl_->registry = metrics;
+  impl_->dispatcher = dispatcher;
 }
 
 void Api::set_executor(Executor executor) { impl_->post = std::move(executor); }
 
 void Api::handle(HttpRequest request, Responder respond) {
-  impl_->route(std::move(request), std::move(respond));
+  // Every response is counted by method, route template and status.
+  std::string method = request.method;
+  std::string route = route_label(request.path);
+  absl::Duration start = impl_->clock->monotonic();
+  auto impl = impl_;
+  impl_->route(std::move(request), [impl, method = std::move(method), route = std::move(route),
+                                    start, respond = std::move(respond)](HttpResponse r) {
+    impl->http_requests.with({method, route, std::to_string(r.status)}).inc();
+    impl->http_duration.with().observe(
+        absl::ToDoubleSeconds(impl->clock->monotonic() - start));
+    respond(std::move(r));
+  });
 }
 
 }  // namespace chronos::api

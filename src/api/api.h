@@ -6,8 +6,11 @@
 
 #include "api/http_server.h"
 #include "base/clock.h"
+#include "base/metrics.h"
+#include "dispatch/http_dispatcher.h"
 #include "model/job.h"
 #include "raft/raft_node.h"
+#include "sched/scheduler.h"
 #include "store/store.h"
 
 namespace chronos::api {
@@ -30,7 +33,12 @@ class Api {
   // Runs a function on some other thread (the HTTP server's I/O threads).
   using Executor = std::function<void(std::function<void()>)>;
 
-  Api(ApiOptions options, store::Store* store, raft::RaftNode* raft, const Clock* clock);
+  // `metrics` gets the API's own series and is rendered at /metrics;
+  // `dispatcher` runs POST /webhooks/test and shows its circuit breakers;
+  // `scheduler` starts manual runs and replays and cancels executions.
+  Api(ApiOptions options, store::Store* store, raft::RaftNode* raft, const Clock* clock,
+      metrics::Registry* metrics, dispatch::HttpDispatcher* dispatcher,
+      sched::Scheduler* scheduler);
 
   // Where completions of Raft proposals continue, off the Raft loop thread.
   // Set once, before the first request (until then they run inline).

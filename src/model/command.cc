@@ -2,10 +2,12 @@
 
 #include <cstring>
 #include <exception>
+#include <limits>
 #include <type_traits>
 
 #include "base/bytes.h"
 #include "base/strings.h"
+#include "model/execution_codec.h"
 #include "model/job_codec.h"
 #include "model/json_fields.h"
 #include "model/limits.h"
@@ -23,47 +25,19 @@ constexpr size_t kCommandHeaderBytes = 1 + 4;  // tag, length
 // exhaust the stack on hostile input.
 constexpr int kMaxMsgpackDepth = kMaxBatchDecodeDepth;
 
-enum class Tag : uint8_t { kPutJob = 1, kDeleteJob = 2, kNoop = 3 };
+enum class Tag : uint8_t {
+  kPutJob = 1,
+  kDeleteJob = 2,
+  kNoop = 3,
+  kStartExecutions = 4,
+  kFinishExecutions = 5,
+  kRedispatchExecutions = 6,
+  kPruneExecutions = 7,
+};
+constexpr Tag kLastTag = Tag::kPruneExecutions;
 
 Error corrupt(std::string_view what) {
   return Error::internal(str_cat("corrupt command batch: ", what));
-}
-
-bool valid_utf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    auto c = static_cast<uint8_t>(s[i]);
-    size_t n = 0;
-    uint32_t cp = 0;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    } else if ((c & 0xe0) == 0xc0) {
-      n = 1;
-      cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-      n = 2;
-      cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-      n = 3;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (n > s.size() - i - 1) return false;
-    for (size_t k = 1; k <= n; ++k) {
-      auto cc = static_cast<uint8_t>(s[i + k]);
-      if ((cc & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3f);
-    }
-    // Overlong forms, surrogates and values beyond U+10FFFF.
-    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-      return false;
-    }
-    i += n + 1;
-  }
-  return true;
 }
 
 // Walks a MessagePack value without recursion and checks that it is exactly
@@ -163,7 +137,7 @@ Status check_msgpack(std::string_view in) {
     pos += skip;
     if (is_str) {
       if (!need(str_len)) return corrupt("truncated payload");
-      if (!valid_utf8(in.substr(pos, str_len))) return corrupt("string is not UTF-8");
+      if (!internal::valid_utf8(in.substr(pos, str_len))) return corrupt("string is not UTF-8");
       pos += str_len;
     }
     if (children > 0) {
@@ -194,6 +168,99 @@ Result<int64_t> required_int(const Json& j, std::string_view key) {
   return *v;
 }
 
+Result<std::string> required_string(const Json& j, std::string_view key) {
+  CHRONOS_ASSIGN_OR_RETURN(auto v, internal::get_string(j, key));
+  if (!v) return Error::validation(std::string(key), "is required");
+  return std::move(*v);
+}
+
+Result<int> int32_field(const Json& j, std::string_view key) {
+  CHRONOS_ASSIGN_OR_RETURN(auto v, internal::get_int(j, key));
+  if (!v) return Error::validation(std::string(key), "is required");
+  if (*v < std::numeric_limits<int>::min() || *v > std::numeric_limits<int>::max()) {
+    return Error::validation(std::string(key), "is out of range");
+  }
+  return static_cast<int>(*v);
+}
+
+// The array at `key` (required); elements are decoded by `element`, errors
+// name "<key>[i].<field>".
+template <typename T, typename F>
+Result<std::vector<T>> array_field(const Json& j, std::string_view key, F element) {
+  const Json* list = internal::find(j, key);
+  if (list == nullptr) return Error::validation(std::string(key), "is required");
+  if (!list->is_array()) return Error::validation(std::string(key), "must be an array");
+  std::vector<T> out;
+  out.reserve(list->size());
+  for (size_t i = 0; i < list->size(); ++i) {
+    Result<T> item = element((*list)[i]);
+    if (!item.ok()) return std::move(item).error().nested_in(str_cat(key, "[", i, "]"));
+    out.push_back(std::move(item).value());
+  }
+  return out;
+}
+
+Result<std::string> string_element(const Json& v) {
+  if (!v.is_string()) return Error::validation("", "must be a string");
+  return v.get<std::string>();
+}
+
+Result<int> int32_element(const Json& v) {
+  if (!v.is_number_integer()) return Error::validation("", "must be an integer");
+  if (v.is_number_unsigned()) {
+    const auto u = v.get<uint64_t>();
+    if (u > static_cast<uint64_t>(std::numeric_limits<int>::max())) {
+      return Error::validation("", "is out of range");
+    }
+    return static_cast<int>(u);
+  }
+  const auto i = v.get<int64_t>();
+  if (i < std::numeric_limits<int>::min() || i > std::numeric_limits<int>::max()) {
+    return Error::validation("", "is out of range");
+  }
+  return static_cast<int>(i);
+}
+
+Result<ScheduleAdvance> schedule_advance_from_json(const Json& j) {
+  CHRONOS_RETURN_IF_ERROR(internal::check_object(j, {"job_id", "last_scheduled"}));
+  ScheduleAdvance a;
+  CHRONOS_ASSIGN_OR_RETURN(a.job_id, required_string(j, "job_id"));
+  CHRONOS_ASSIGN_OR_RETURN(a.last_scheduled, internal::get_time_or_unset(j, "last_scheduled"));
+  return a;
+}
+
+Json execution_result_to_json(const ExecutionResult& r) {
+  return Json{{"job_id", r.job_id},
+              {"execution_id", r.execution_id},
+              {"status", to_string(r.status)},
+              {"attempts", r.attempts},
+              {"status_code", r.status_code},
+              {"response", internal::bytes_to_json(r.response)},
+              {"error", internal::bytes_to_json(r.error)},
+              {"node_id", r.node_id},
+              {"completed_at", internal::time_or_null(r.completed_at)}};
+}
+
+Result<ExecutionResult> execution_result_from_json(const Json& j) {
+  CHRONOS_RETURN_IF_ERROR(
+      internal::check_object(j, {"job_id", "execution_id", "status", "attempts", "status_code",
+                                 "response", "error", "node_id", "completed_at"}));
+  ExecutionResult r;
+  CHRONOS_ASSIGN_OR_RETURN(r.job_id, required_string(j, "job_id"));
+  CHRONOS_ASSIGN_OR_RETURN(r.execution_id, required_string(j, "execution_id"));
+  CHRONOS_ASSIGN_OR_RETURN(const std::string status, required_string(j, "status"));
+  std::optional<ExecutionStatus> s = parse_execution_status(status);
+  if (!s) return Error::validation("status", "is not an execution status");
+  r.status = *s;
+  CHRONOS_ASSIGN_OR_RETURN(r.attempts, int32_field(j, "attempts"));
+  CHRONOS_ASSIGN_OR_RETURN(r.status_code, int32_field(j, "status_code"));
+  CHRONOS_ASSIGN_OR_RETURN(r.response, internal::get_bytes(j, "response"));
+  CHRONOS_ASSIGN_OR_RETURN(r.error, internal::get_bytes(j, "error"));
+  CHRONOS_ASSIGN_OR_RETURN(r.node_id, required_string(j, "node_id"));
+  CHRONOS_ASSIGN_OR_RETURN(r.completed_at, internal::get_time_or_unset(j, "completed_at"));
+  return r;
+}
+
 Result<Command> decode_command(Tag tag, const Json& j) {
   switch (tag) {
     case Tag::kPutJob: {
@@ -217,6 +284,49 @@ Result<Command> decode_command(Tag tag, const Json& j) {
     case Tag::kNoop:
       CHRONOS_RETURN_IF_ERROR(internal::check_object(j, {}));
       return Command(Noop{});
+    case Tag::kStartExecutions: {
+      CHRONOS_RETURN_IF_ERROR(internal::check_object(j, {"executions", "schedule"}));
+      StartExecutions start;
+      CHRONOS_ASSIGN_OR_RETURN(start.executions,
+                               array_field<Execution>(j, "executions", [](const Json& v) {
+                                 return execution_from_internal_json(v);
+                               }));
+      CHRONOS_ASSIGN_OR_RETURN(
+          start.schedule, array_field<ScheduleAdvance>(j, "schedule", schedule_advance_from_json));
+      return Command(std::move(start));
+    }
+    case Tag::kFinishExecutions: {
+      CHRONOS_RETURN_IF_ERROR(internal::check_object(j, {"results"}));
+      FinishExecutions finish;
+      CHRONOS_ASSIGN_OR_RETURN(
+          finish.results, array_field<ExecutionResult>(j, "results", execution_result_from_json));
+      return Command(std::move(finish));
+    }
+    case Tag::kRedispatchExecutions: {
+      CHRONOS_RETURN_IF_ERROR(
+          internal::check_object(j, {"job_ids", "execution_ids", "attempts", "node_id"}));
+      RedispatchExecutions redispatch;
+      CHRONOS_ASSIGN_OR_RETURN(redispatch.job_ids,
+                               array_field<std::string>(j, "job_ids", string_element));
+      CHRONOS_ASSIGN_OR_RETURN(redispatch.execution_ids,
+                               array_field<std::string>(j, "execution_ids", string_element));
+      CHRONOS_ASSIGN_OR_RETURN(redispatch.attempts, array_field<int>(j, "attempts", int32_element));
+      CHRONOS_ASSIGN_OR_RETURN(redispatch.node_id, required_string(j, "node_id"));
+      if (redispatch.job_ids.size() != redispatch.execution_ids.size() ||
+          redispatch.attempts.size() != redispatch.execution_ids.size()) {
+        return Error::validation("execution_ids",
+                                 "job_ids, execution_ids and attempts must have the same length");
+      }
+      return Command(std::move(redispatch));
+    }
+    case Tag::kPruneExecutions: {
+      CHRONOS_RETURN_IF_ERROR(internal::check_object(j, {"job_id", "execution_ids"}));
+      PruneExecutions prune;
+      CHRONOS_ASSIGN_OR_RETURN(prune.job_id, required_string(j, "job_id"));
+      CHRONOS_ASSIGN_OR_RETURN(prune.execution_ids,
+                               array_field<std::string>(j, "execution_ids", string_element));
+      return Command(std::move(prune));
+    }
   }
   return corrupt("unknown command tag");
 }
@@ -241,8 +351,39 @@ std::string encode_batch(const CommandBatch& batch) {
             tag = Tag::kDeleteJob;
             j["job_id"] = c.job_id;
             j["expected_version"] = c.expected_version;
-          } else {
+          } else if constexpr (std::is_same_v<T, Noop>) {
             tag = Tag::kNoop;
+          } else if constexpr (std::is_same_v<T, StartExecutions>) {
+            tag = Tag::kStartExecutions;
+            Json executions = Json::array();
+            for (const Execution& e : c.executions) {
+              executions.push_back(execution_to_internal_json(e));
+            }
+            Json schedule = Json::array();
+            for (const ScheduleAdvance& a : c.schedule) {
+              schedule.push_back(
+                  Json{{"job_id", a.job_id},
+                       {"last_scheduled", internal::time_or_null(a.last_scheduled)}});
+            }
+            j["executions"] = std::move(executions);
+            j["schedule"] = std::move(schedule);
+          } else if constexpr (std::is_same_v<T, FinishExecutions>) {
+            tag = Tag::kFinishExecutions;
+            Json results = Json::array();
+            for (const ExecutionResult& r : c.results)
+              results.push_back(execution_result_to_json(r));
+            j["results"] = std::move(results);
+          } else if constexpr (std::is_same_v<T, RedispatchExecutions>) {
+            tag = Tag::kRedispatchExecutions;
+            j["job_ids"] = c.job_ids;
+            j["execution_ids"] = c.execution_ids;
+            j["attempts"] = c.attempts;
+            j["node_id"] = c.node_id;
+          } else {
+            static_assert(std::is_same_v<T, PruneExecutions>, "every command has a tag");
+            tag = Tag::kPruneExecutions;
+            j["job_id"] = c.job_id;
+            j["execution_ids"] = c.execution_ids;
           }
         },
         cmd);
@@ -278,7 +419,7 @@ Result<CommandBatch> decode_batch(std::string_view bytes) {
     std::string_view payload;
     if (!in.bytes(len, &payload)) return corrupt("truncated command payload");
     auto tag = static_cast<uint8_t>(tag_byte[0]);
-    if (tag < static_cast<uint8_t>(Tag::kPutJob) || tag > static_cast<uint8_t>(Tag::kNoop)) {
+    if (tag < static_cast<uint8_t>(Tag::kPutJob) || tag > static_cast<uint8_t>(kLastTag)) {
       return corrupt(str_cat("unknown command tag ", static_cast<int>(tag)));
     }
     CHRONOS_ASSIGN_OR_RETURN(Json j, decode_payload(payload));

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "model/execution.h"
 #include "model/job.h"
 
 namespace chronos::model {
@@ -41,7 +42,79 @@ struct Noop {
   bool operator==(const Noop&) const = default;
 };
 
-using Command = std::variant<PutJob, DeleteJob, Noop>;
+// Starts executions (scheduled, catch-up, manual, replay) and records what
+// the scheduler consumed, in one entry (DESIGN "Key algorithms"). For each
+// execution: writes e/<job_id>/<exec_id>; when its status is kRunning (or
+// kPending) also r/<exec_id> (in flight) and adds it to s/<job_id>'s running
+// set; a kSkipped one (concurrency forbid) is stored terminal at once. A
+// job that no longer exists makes that execution fail with kNotFound and
+// nothing is written for it; an id that already exists (a re-proposal) is
+// kAlreadyExists and changes nothing. `schedule` moves
+// s/<job_id>.last_scheduled forward (never backwards; jobs that no longer
+// exist are ignored; a time without an RFC 3339 form fails the whole
+// command with kValidation). The proposer bounds the size of one command
+// (apply does work proportional to it).
+struct ScheduleAdvance {
+  std::string job_id;
+  absl::Time last_scheduled = absl::InfinitePast();  // latest scheduled time consumed
+  bool operator==(const ScheduleAdvance&) const = default;
+};
+struct StartExecutions {
+  std::vector<Execution> executions;
+  std::vector<ScheduleAdvance> schedule;
+  bool operator==(const StartExecutions&) const = default;
+};
+
+// Finishes executions: status (terminal, else kValidation), attempts,
+// code, response excerpt, error, node_id, completed_at. Removes
+// r/<exec_id> and the id from s/<job_id>'s running set. Finishing an
+// execution that is missing or already terminal is a no-op reported as
+// kNotFound / kConflict (a late duplicate result after failover must not
+// overwrite the first). Stored attempts never decrease (max of stored and
+// given); an empty node_id keeps the stored one; response and error are
+// capped at kMaxResponseBytes / kMaxErrorBytes (never splitting a UTF-8
+// sequence) and may hold any bytes.
+struct ExecutionResult {
+  std::string job_id;
+  std::string execution_id;
+  ExecutionStatus status = ExecutionStatus::kSuccess;
+  int attempts = 0;
+  int status_code = 0;
+  std::string response;
+  std::string error;
+  std::string node_id;
+  absl::Time completed_at = absl::InfinitePast();
+  bool operator==(const ExecutionResult&) const = default;
+};
+struct FinishExecutions {
+  std::vector<ExecutionResult> results;
+  bool operator==(const FinishExecutions&) const = default;
+};
+
+// Records a re-dispatch of in-flight executions (new leader, or restart):
+// attempts (never lowered) and node_id of each; the status becomes (stays)
+// kRunning. Per item: kNotFound when missing, kConflict when already
+// terminal, kValidation when the parallel lists are shorter than
+// execution_ids (decode_batch refuses unequal lengths).
+struct RedispatchExecutions {
+  std::vector<std::string> job_ids;  // parallel to execution_ids
+  std::vector<std::string> execution_ids;
+  std::vector<int> attempts;
+  std::string node_id;
+  bool operator==(const RedispatchExecutions&) const = default;
+};
+
+// Deletes terminal executions of one job (history retention: newest
+// history.max_per_job kept, older than history.max_age dropped). Ids that
+// are missing or not terminal are ignored.
+struct PruneExecutions {
+  std::string job_id;
+  std::vector<std::string> execution_ids;
+  bool operator==(const PruneExecutions&) const = default;
+};
+
+using Command = std::variant<PutJob, DeleteJob, Noop, StartExecutions, FinishExecutions,
+                             RedispatchExecutions, PruneExecutions>;
 
 // One Raft log entry: a batch of commands applied atomically in order.
 struct CommandBatch {

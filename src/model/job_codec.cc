@@ -460,4 +460,10 @@ Result<Job> job_from_internal_json(const nlohmann::json& j) {
   return job_from_json(j, JobDefaults{}, Mode::kInternal);
 }
 
+Result<Webhook> webhook_from_request(const nlohmann::json& j) {
+  CHRONOS_ASSIGN_OR_RETURN(Webhook w, internal::webhook_from_json(j));
+  CHRONOS_RETURN_IF_ERROR(internal::validate_webhook(w));
+  return w;
+}
+
 }  // namespace chronos::model

@@ -40,6 +40,10 @@ Result<Job> job_from_request(const nlohmann::json& body, const JobDefaults& defa
 Result<Job> apply_merge_patch(const Job& current, const nlohmann::json& patch,
                               const JobDefaults& defaults);
 
+// A webhook target on its own (POST /webhooks/test): structure and rules as
+// in a job; error fields are relative to the webhook object ("url").
+Result<Webhook> webhook_from_request(const nlohmann::json& j);
+
 // Validates a whole job (the checks job_from_request makes after parsing);
 // used again before storing versions produced by rollback.
 Status validate_job(const Job& job);

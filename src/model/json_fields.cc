@@ -3,10 +3,85 @@
 #include <limits>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "base/duration.h"
 #include "base/strings.h"
+#include "model/job_codec.h"
 
 namespace chronos::model::internal {
+
+size_t utf8_sequence_length(std::string_view s, size_t i) {
+  const auto c = static_cast<uint8_t>(s[i]);
+  size_t n = 0;
+  uint32_t cp = 0;
+  if (c < 0x80) {
+    return 1;
+  } else if ((c & 0xe0) == 0xc0) {
+    n = 1;
+    cp = c & 0x1f;
+  } else if ((c & 0xf0) == 0xe0) {
+    n = 2;
+    cp = c & 0x0f;
+  } else if ((c & 0xf8) == 0xf0) {
+    n = 3;
+    cp = c & 0x07;
+  } else {
+    return 0;
+  }
+  if (n > s.size() - i - 1) return 0;
+  for (size_t k = 1; k <= n; ++k) {
+    const auto cc = static_cast<uint8_t>(s[i + k]);
+    if ((cc & 0xc0) != 0x80) return 0;
+    cp = (cp << 6) | (cc & 0x3f);
+  }
+  // Overlong forms, surrogates and values beyond U+10FFFF.
+  if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+      cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+    return 0;
+  }
+  return n + 1;
+}
+
+bool valid_utf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const size_t n = utf8_sequence_length(s, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+Json time_or_null(absl::Time t) {
+  if (t == absl::InfinitePast()) return nullptr;
+  return format_time(t);
+}
+
+Result<absl::Time> get_time_or_unset(const Json& obj, std::string_view key) {
+  CHRONOS_ASSIGN_OR_RETURN(auto text, get_string(obj, key));
+  if (!text) return absl::InfinitePast();
+  return nest(parse_time(*text), key);
+}
+
+Json bytes_to_json(std::string_view bytes) {
+  if (valid_utf8(bytes)) return std::string(bytes);
+  return Json{{"base64", absl::Base64Escape(absl::string_view(bytes.data(), bytes.size()))}};
+}
+
+Result<std::string> get_bytes(const Json& obj, std::string_view key) {
+  const Json* v = find(obj, key);
+  if (v == nullptr) return std::string();
+  if (v->is_string()) return v->get<std::string>();
+  const std::string field(key);
+  if (!v->is_object() || v->size() != 1 || !v->contains("base64") || !(*v)["base64"].is_string()) {
+    return Error::validation(field, "must be a string or {\"base64\": string}");
+  }
+  const std::string& text = (*v)["base64"].get_ref<const std::string&>();
+  std::string out;
+  if (!absl::Base64Unescape(absl::string_view(text.data(), text.size()), &out)) {
+    return Error::validation(field + ".base64", "is not base64");
+  }
+  return out;
+}
 
 Error unknown_field(std::string_view field) {
   return Error::validation(std::string(field), str_cat("unknown field \"", field, "\""));

@@ -78,6 +78,24 @@ Status check_string_map(const std::map<std::string, std::string>& m, const Strin
 // so free-form values (payloads, patches) are checked before they are used.
 bool depth_within(const Json& j, int max_depth);
 
+// True when `s` is well-formed UTF-8 (no overlong forms, surrogates or
+// code points beyond U+10FFFF).
+bool valid_utf8(std::string_view s);
+// Length (1..4) of the well-formed UTF-8 sequence starting at s[i], or 0
+// when none starts there. `i` < s.size().
+size_t utf8_sequence_length(std::string_view s, size_t i);
+
+// A time that may be unset (absl::InfinitePast()): null, else format_time.
+Json time_or_null(absl::Time t);
+// Reads such a time: absent or null is InfinitePast, a string is parse_time.
+Result<absl::Time> get_time_or_unset(const Json& obj, std::string_view key);
+
+// Arbitrary bytes in a form whose strings are UTF-8 (a log entry's must
+// be): the string itself when it is valid UTF-8, else {"base64": "..."}.
+Json bytes_to_json(std::string_view bytes);
+// Inverse of bytes_to_json; absent or null is "".
+Result<std::string> get_bytes(const Json& obj, std::string_view key);
+
 // String helpers on std::string_view (Debian's abseil has its own
 // absl::string_view, so absl::StrSplit & co. do not take std ones).
 // Splits on `sep`, keeping empty pieces ("a,,b" -> "a", "", "b").

@@ -118,6 +118,21 @@ const std::map<std::string, Setter>& setters() {
       {"scheduler.execution_timeout",
        duration_field(&NodeConfig::execution_timeout, "scheduler.execution_timeout")},
       {"scheduler.missed_run_policy", set_missed_run_policy},
+      {"scheduler.late_grace", duration_field(&NodeConfig::late_grace, "scheduler.late_grace")},
+      {"dispatcher.concurrency.max_concurrent_jobs",
+       unsigned_field(&NodeConfig::max_concurrent_dispatches,
+                      "dispatcher.concurrency.max_concurrent_jobs")},
+      {"dispatcher.circuit_breaker.failure_threshold",
+       unsigned_field(&NodeConfig::breaker_failure_threshold,
+                      "dispatcher.circuit_breaker.failure_threshold")},
+      {"dispatcher.circuit_breaker.open_duration",
+       duration_field(&NodeConfig::breaker_open_duration,
+                      "dispatcher.circuit_breaker.open_duration")},
+      {"dispatcher.circuit_breaker.success_threshold",
+       unsigned_field(&NodeConfig::breaker_success_threshold,
+                      "dispatcher.circuit_breaker.success_threshold")},
+      {"history.max_per_job", unsigned_field(&NodeConfig::history_max_per_job, "history.max_per_job")},
+      {"history.max_age", duration_field(&NodeConfig::history_max_age, "history.max_age")},
       {"logging.level", string_field(&NodeConfig::log_level)},
       {"logging.format", string_field(&NodeConfig::log_format)},
       {"auth.type", string_field(&NodeConfig::auth_type)},
@@ -125,8 +140,8 @@ const std::map<std::string, Setter>& setters() {
   return *table;
 }
 
-// Sections whose keys later issues consume (dispatcher limits, metrics);
-// accepted so Go Chronos config files load, not yet interpreted.
+// Go Chronos keys this version does not interpret (other dispatcher
+// settings, metrics); accepted so its config files load.
 bool is_reserved_section(const std::string& key) {
   return key.rfind("dispatcher.", 0) == 0 || key.rfind("metrics.", 0) == 0;
 }
@@ -193,6 +208,21 @@ Status validate(const NodeConfig& c) {
   }
   if (c.snapshot_threshold < 4) {
     return Error::validation("cluster.raft.snapshot_threshold", "must be at least 4");
+  }
+  if (c.max_concurrent_dispatches < 1) {
+    return Error::validation("dispatcher.concurrency.max_concurrent_jobs", "must be at least 1");
+  }
+  if (c.breaker_failure_threshold < 1 || c.breaker_success_threshold < 1) {
+    return Error::validation("dispatcher.circuit_breaker", "thresholds must be at least 1");
+  }
+  if (c.breaker_open_duration < absl::Milliseconds(100)) {
+    return Error::validation("dispatcher.circuit_breaker.open_duration", "must be at least 100ms");
+  }
+  if (c.history_max_per_job < 1) {
+    return Error::validation("history.max_per_job", "must be at least 1");
+  }
+  if (c.late_grace < absl::ZeroDuration()) {
+    return Error::validation("scheduler.late_grace", "must not be negative");
   }
   if (c.log_format != "text" && c.log_format != "json") {
     return Error::validation("logging.format", "must be text or json");

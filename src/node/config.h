@@ -27,6 +27,15 @@ struct NodeConfig {
   model::MissedRunPolicy missed_run_policy = model::MissedRunPolicy::kExecuteOne;
   absl::Duration tick_interval = absl::Seconds(1);        // scheduler.tick_interval
   absl::Duration execution_timeout = absl::Minutes(5);    // scheduler.execution_timeout
+  // dispatcher.*
+  unsigned max_concurrent_dispatches = 1000;  // dispatcher.concurrency.max_concurrent_jobs
+  unsigned breaker_failure_threshold = 5;     // dispatcher.circuit_breaker.failure_threshold
+  absl::Duration breaker_open_duration = absl::Seconds(30);  // dispatcher.circuit_breaker.open_duration
+  unsigned breaker_success_threshold = 2;     // dispatcher.circuit_breaker.success_threshold
+  // history.* (SPEC §3 retention)
+  unsigned history_max_per_job = 1000;                  // history.max_per_job
+  absl::Duration history_max_age = absl::Hours(24 * 30);  // history.max_age
+  absl::Duration late_grace = absl::Seconds(2);         // scheduler.late_grace
   std::string log_level = "info";                // logging.level
   std::string log_format = "text";               // logging.format
   std::string auth_type = "none";                // auth.type

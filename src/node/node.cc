@@ -7,7 +7,10 @@
 #include "api/api.h"
 #include "api/http_server.h"
 #include "base/clock.h"
+#include "base/metrics.h"
+#include "dispatch/http_dispatcher.h"
 #include "raft/raft_node.h"
+#include "sched/scheduler.h"
 #include "spdlog/spdlog.h"
 #include "store/store.h"
 
@@ -56,13 +59,37 @@ class NodeImpl final : public Node {
     rc.election_timeout = config.election_timeout;
     rc.snapshot_threshold = config.snapshot_threshold;
     rc.snapshot_trailing = std::min(config.snapshot_trailing, config.snapshot_threshold);
+    // Applied entries reach the scheduler, which starts after Raft (it
+    // proposes through it): through a holder filled in once it exists.
+    auto sched_holder = std::make_shared<std::atomic<sched::Scheduler*>>(nullptr);
+    rc.on_applied = [sched_holder](const model::CommandBatch& batch) {
+      if (sched::Scheduler* s = sched_holder->load()) s->on_applied(batch);
+    };
     CHRONOS_ASSIGN_OR_RETURN(raft_, raft::RaftNode::start(rc, store_.get()));
+
+    dispatch::HttpDispatcherOptions dopt;
+    dopt.version = CHRONOS_VERSION;
+    dopt.max_in_flight = config.max_concurrent_dispatches;
+    dopt.breaker.failure_threshold = static_cast<int>(config.breaker_failure_threshold);
+    dopt.breaker.open_duration = config.breaker_open_duration;
+    dopt.breaker.success_threshold = static_cast<int>(config.breaker_success_threshold);
+    CHRONOS_ASSIGN_OR_RETURN(dispatcher_, dispatch::HttpDispatcher::start(dopt));
+
+    sched::SchedulerOptions so;
+    so.node_id = config.node_id;
+    so.plan.late_grace = config.late_grace;
+    so.history_max_per_job = config.history_max_per_job;
+    so.history_max_age = config.history_max_age;
+    scheduler_ = sched::Scheduler::start(so, store_.get(), raft_.get(), dispatcher_.get(),
+                                         RealClock::instance(), &metrics_);
+    sched_holder->store(scheduler_.get());
 
     api::ApiOptions ao;
     ao.node_id = config.node_id;
     ao.version = CHRONOS_VERSION;
     ao.job_defaults.missed_run_policy = config.missed_run_policy;
-    api_ = std::make_unique<api::Api>(ao, store_.get(), raft_.get(), RealClock::instance());
+    api_ = std::make_unique<api::Api>(ao, store_.get(), raft_.get(), RealClock::instance(),
+                                      &metrics_, dispatcher_.get(), scheduler_.get());
     // Proposal completions continue on the HTTP I/O threads. The server
     // exists only after it starts (it needs the handler), so the executor
     // reaches it through a holder filled in right after.
@@ -96,9 +123,15 @@ class NodeImpl final : public Node {
     // pending (those answers are posted to the HTTP executor); then let the
     // server drain every answer before it closes.
     if (http_) http_->stop_accepting();
+    // The scheduler and dispatcher are stopped but kept alive until Raft
+    // stops: Raft's apply hook and proposal callbacks still reach them.
+    if (scheduler_) scheduler_->stop();
+    if (dispatcher_) dispatcher_->stop();
     if (raft_) raft_->stop();
     if (http_) http_->stop();
     raft_.reset();
+    scheduler_.reset();
+    dispatcher_.reset();
     api_.reset();
     http_.reset();
     store_.reset();
@@ -107,7 +140,10 @@ class NodeImpl final : public Node {
  private:
   NodeConfig config_;
   std::unique_ptr<store::Store> store_;
+  metrics::Registry metrics_;
   std::unique_ptr<raft::RaftNode> raft_;
+  std::unique_ptr<dispatch::HttpDispatcher> dispatcher_;
+  std::unique_ptr<sched::Scheduler> scheduler_;
   std::unique_ptr<api::Api> api_;
   std::unique_ptr<api::HttpServer> http_;
   std::string url_;

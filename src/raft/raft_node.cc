@@ -478,6 +478,7 @@ class RaftNodeImpl final : public RaftNode {
     auto outcome = self->store_->apply(index, *batch);
     CHRONOS_CHECK(outcome.ok()) << "store apply of entry " << index
                                 << " failed: " << outcome.error().message;
+    if (self->config_.on_applied && !outcome->skipped) self->config_.on_applied(*batch);
     if (self->awaited_indexes_.count(index) != 0) {
       *result = new store::ApplyOutcome(std::move(outcome).value());
     }

@@ -30,6 +30,10 @@ struct RaftConfig {
   unsigned snapshot_threshold = 8192;  // entries between snapshots
   unsigned snapshot_trailing = 2048;   // entries kept behind a snapshot
   size_t max_pending_proposals = 4096; // proposals admitted and not yet completed
+  // Called on the loop thread after every entry is applied to the store
+  // (proposed here or not, leader or follower; not for skipped replays).
+  // Must return at once: record what changed and hand work elsewhere.
+  std::function<void(const model::CommandBatch&)> on_applied;
 };
 
 enum class Role : uint8_t { kUnavailable, kFollower, kCandidate, kLeader };

@@ -13,6 +13,9 @@
 //   j/<job_id>                    current job
 //   n/<namespace>/<name>          job id (name index)
 //   v/<job_id>/<u64 BE version>   job at each version
+//   s/<job_id>                    schedule state (last_scheduled, running ids)
+//   e/<job_id>/<exec_id>          execution; exec ids are UUIDv7 (time-ordered)
+//   r/<exec_id>                   job id of an in-flight execution
 //   m/applied_index, m/schema_version
 //
 // Pure functions; no RocksDB types, so tests and other modules can use them.
@@ -21,6 +24,9 @@ namespace chronos::store::keys {
 inline constexpr std::string_view kJobPrefix = "j/";
 inline constexpr std::string_view kNamePrefix = "n/";
 inline constexpr std::string_view kVersionPrefix = "v/";
+inline constexpr std::string_view kSchedulePrefix = "s/";
+inline constexpr std::string_view kExecutionPrefix = "e/";
+inline constexpr std::string_view kRunningPrefix = "r/";
 inline constexpr std::string_view kAppliedIndex = "m/applied_index";
 inline constexpr std::string_view kSchemaVersion = "m/schema_version";
 inline constexpr uint64_t kCurrentSchemaVersion = 1;
@@ -36,6 +42,12 @@ std::string namespace_prefix(std::string_view ns);
 std::string versions_prefix(std::string_view job_id);
 std::string version(std::string_view job_id, uint64_t version);
 
+std::string schedule(std::string_view job_id);
+// `e/<job_id>/`: every execution key of one job, oldest first.
+std::string executions_prefix(std::string_view job_id);
+std::string execution(std::string_view job_id, std::string_view execution_id);
+std::string running(std::string_view execution_id);
+
 // The smallest key greater than every key starting with `prefix` (its last
 // byte incremented; prefixes here end in '/', so no carry is needed).
 std::string prefix_end(std::string_view prefix);
@@ -47,6 +59,12 @@ std::optional<uint64_t> decode_u64(std::string_view bytes);  // nullopt unless 8
 // rejects anything that is not the hex of a well-formed `n/<ns>/<name>` key.
 std::string encode_cursor(std::string_view name_key);
 std::optional<std::string> decode_cursor(std::string_view cursor);
+// Execution list cursors: the hex of the last returned execution id.
+// decode_execution_cursor rejects anything that is not the hex of a key
+// segment.
+std::string encode_execution_cursor(std::string_view execution_id);
+std::optional<std::string> decode_execution_cursor(std::string_view cursor);
+
 // The namespace segment of a well-formed name key.
 std::string_view namespace_of_name_key(std::string_view name_key);
 

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <system_error>
 
+#include "model/execution_codec.h"
 #include "model/job_codec.h"
 #include "nlohmann/json.hpp"
 #include "store/keys.h"
@@ -83,6 +84,85 @@ Result<model::Job> decode_job(std::string_view bytes) {
   }
 }
 
+// Execution values: MessagePack of the execution's internal JSON form.
+Result<std::string> encode_execution(const model::Execution& e) {
+  try {
+    std::string out;
+    nlohmann::json::to_msgpack(model::execution_to_internal_json(e), out);
+    return out;
+  } catch (const nlohmann::json::exception& ex) {
+    return Error::internal("cannot encode execution " + e.id + ": " + ex.what());
+  }
+}
+
+Result<model::Execution> decode_execution(std::string_view bytes) {
+  try {
+    const nlohmann::json j = nlohmann::json::from_msgpack(bytes.begin(), bytes.end());
+    Result<model::Execution> e = model::execution_from_internal_json(j);
+    if (!e.ok()) return Error::internal("stored execution is corrupt: " + e.error().message);
+    return e;
+  } catch (const nlohmann::json::exception& ex) {
+    return Error::internal(std::string("stored execution is corrupt: ") + ex.what());
+  }
+}
+
+// Schedule state values: MessagePack of
+// {"last_scheduled": RFC 3339 | null, "running": [exec id, ...]}.
+Result<std::string> encode_schedule_state(const ScheduleState& state) {
+  try {
+    nlohmann::json j = nlohmann::json::object();
+    j["last_scheduled"] = state.last_scheduled == absl::InfinitePast()
+                              ? nlohmann::json(nullptr)
+                              : nlohmann::json(model::format_time(state.last_scheduled));
+    j["running"] = state.running;
+    std::string out;
+    nlohmann::json::to_msgpack(j, out);
+    return out;
+  } catch (const nlohmann::json::exception& ex) {
+    return Error::internal(std::string("cannot encode schedule state: ") + ex.what());
+  }
+}
+
+Result<ScheduleState> decode_schedule_state(std::string_view bytes) {
+  auto corrupt = [](std::string_view what) {
+    return Error::internal("stored schedule state is corrupt: " + std::string(what));
+  };
+  try {
+    const nlohmann::json j = nlohmann::json::from_msgpack(bytes.begin(), bytes.end());
+    if (!j.is_object() || j.size() != 2 || !j.contains("last_scheduled") ||
+        !j.contains("running")) {
+      return corrupt("not {last_scheduled, running}");
+    }
+    ScheduleState state;
+    const nlohmann::json& last = j["last_scheduled"];
+    if (last.is_string()) {
+      Result<absl::Time> t = model::parse_time(last.get_ref<const std::string&>());
+      if (!t.ok()) return corrupt(t.error().message);
+      state.last_scheduled = *t;
+    } else if (!last.is_null()) {
+      return corrupt("last_scheduled is not a time");
+    }
+    const nlohmann::json& running = j["running"];
+    if (!running.is_array()) return corrupt("running is not an array");
+    for (const nlohmann::json& id : running) {
+      if (!id.is_string()) return corrupt("running holds a non-string");
+      state.running.push_back(id.get<std::string>());
+    }
+    return state;
+  } catch (const nlohmann::json::exception& ex) {
+    return corrupt(ex.what());
+  }
+}
+
+// Times stored as RFC 3339 text must have a four-digit UTC year; unset
+// (InfinitePast) is stored as null.
+bool storable_time(absl::Time t) { return t == absl::InfinitePast() || model::in_rfc3339_range(t); }
+
+Error execution_not_found(std::string_view job_id, std::string_view execution_id) {
+  return Error::not_found("execution " + std::string(execution_id) + " of job " +
+                          std::string(job_id) + " not found");
+}
+
 Result<uint64_t> decode_u64_value(std::string_view key, std::string_view value) {
   std::optional<uint64_t> v = keys::decode_u64(value);
   if (!v) return Error::internal("store: " + std::string(key) + " is not an 8-byte integer");
@@ -134,6 +214,30 @@ class ReadView {
     return std::optional<model::Job>(std::move(job));
   }
 
+  Result<std::optional<model::Execution>> get_execution(std::string_view key) const {
+    CHRONOS_ASSIGN_OR_RETURN(std::optional<std::string> value, get(key));
+    if (!value) return std::optional<model::Execution>();
+    CHRONOS_ASSIGN_OR_RETURN(model::Execution e, decode_execution(*value));
+    return std::optional<model::Execution>(std::move(e));
+  }
+
+  // The default state when s/<job_id> is absent.
+  Result<ScheduleState> get_schedule_state(std::string_view job_id) const {
+    CHRONOS_ASSIGN_OR_RETURN(std::optional<std::string> value, get(keys::schedule(job_id)));
+    if (!value) return ScheduleState{};
+    return decode_schedule_state(*value);
+  }
+
+  // An iterator over the keys in [lower, upper) at this view's snapshot.
+  // The bounds must outlive the iterator.
+  std::unique_ptr<rocksdb::Iterator> range(rocksdb::DB* db, const rocksdb::Slice* lower,
+                                           const rocksdb::Slice* upper) const {
+    rocksdb::ReadOptions options = options_;
+    options.iterate_lower_bound = lower;
+    options.iterate_upper_bound = upper;
+    return std::unique_ptr<rocksdb::Iterator>(db->NewIterator(options));
+  }
+
  private:
   rocksdb::DB* db_;
   rocksdb::ManagedSnapshot snapshot_;
@@ -177,6 +281,41 @@ class ApplyTxn {
       return std::nullopt;
     }
     return std::move(job).value();
+  }
+
+  std::optional<model::Execution> get_execution(std::string_view key) {
+    std::optional<std::string> value = get(key);
+    if (!value) return std::nullopt;
+    Result<model::Execution> e = decode_execution(*value);
+    if (!e.ok()) {
+      fail(std::move(e).error());
+      return std::nullopt;
+    }
+    return std::move(e).value();
+  }
+
+  // The default state when s/<job_id> is absent.
+  ScheduleState get_schedule_state(std::string_view job_id) {
+    std::optional<std::string> value = get(keys::schedule(job_id));
+    if (!value) return ScheduleState{};
+    Result<ScheduleState> state = decode_schedule_state(*value);
+    if (!state.ok()) {
+      fail(std::move(state).error());
+      return ScheduleState{};
+    }
+    return std::move(state).value();
+  }
+
+  void put_execution(const model::Execution& e) {
+    Result<std::string> value = encode_execution(e);
+    if (!value.ok()) return fail(std::move(value).error());
+    put(keys::execution(e.job_id, e.id), *value);
+  }
+
+  void put_schedule_state(std::string_view job_id, const ScheduleState& state) {
+    Result<std::string> value = encode_schedule_state(state);
+    if (!value.ok()) return fail(std::move(value).error());
+    put(keys::schedule(job_id), *value);
   }
 
   // Every key (batch and DB) that starts with `prefix`, in order.
@@ -297,8 +436,189 @@ Result<CommandEffect> apply_delete(ApplyTxn& txn, const model::DeleteJob& cmd, i
   for (const std::string& key : txn.keys_with_prefix(keys::versions_prefix(cmd.job_id))) {
     txn.del(key);
   }
+  // Scheduling state and history go with the job. The in-flight markers of
+  // its running executions are exactly the ids in its running set.
+  const ScheduleState state = txn.get_schedule_state(cmd.job_id);
+  for (const std::string& exec_id : state.running) {
+    const std::string marker = keys::running(exec_id);
+    if (txn.get(marker) == cmd.job_id) txn.del(marker);
+  }
+  txn.del(keys::schedule(cmd.job_id));
+  for (const std::string& key : txn.keys_with_prefix(keys::executions_prefix(cmd.job_id))) {
+    txn.del(key);
+  }
   --*job_delta;
   return CommandEffect(std::move(*stored));
+}
+
+// Response and error excerpts are capped when stored, whatever the proposer
+// sent (a cut never splits a UTF-8 sequence).
+void cap_excerpts(std::string* response, std::string* error) {
+  if (response->size() > model::kMaxResponseBytes) {
+    *response = std::string(model::truncate_utf8(*response, model::kMaxResponseBytes));
+  }
+  if (error->size() > model::kMaxErrorBytes) {
+    *error = std::string(model::truncate_utf8(*error, model::kMaxErrorBytes));
+  }
+}
+
+// One execution of a StartExecutions. Checks everything before writing.
+Status start_one(ApplyTxn& txn, const model::Execution& e) {
+  if (!keys::is_key_segment(e.job_id)) return job_not_found(e.job_id);
+  if (!keys::is_key_segment(e.id)) {
+    return Error::validation("id", "must be non-empty and must not contain '/'");
+  }
+  if (!storable_time(e.scheduled_time)) {
+    return Error::validation("scheduled_time", "must be unset or in the years 0001..9999 (UTC)");
+  }
+  if (!storable_time(e.started_at)) {
+    return Error::validation("started_at", "must be unset or in the years 0001..9999 (UTC)");
+  }
+  if (!storable_time(e.completed_at)) {
+    return Error::validation("completed_at", "must be unset or in the years 0001..9999 (UTC)");
+  }
+  if (!txn.get(keys::job(e.job_id))) return job_not_found(e.job_id);
+  const std::string key = keys::execution(e.job_id, e.id);
+  const std::string marker = keys::running(e.id);
+  if (txn.get(key) || txn.get(marker)) {
+    return already_exists("id", "execution " + e.id + " already exists");
+  }
+  model::Execution stored = e;
+  cap_excerpts(&stored.response, &stored.error);
+  txn.put_execution(stored);
+  if (!model::is_terminal(stored.status)) {
+    txn.put(marker, stored.job_id);
+    ScheduleState state = txn.get_schedule_state(stored.job_id);
+    state.running.push_back(stored.id);
+    txn.put_schedule_state(stored.job_id, state);
+  }
+  return ok_status();
+}
+
+// StartExecutions: per-execution results; schedule advances are applied
+// after the executions, for jobs that exist, never moving backwards. A
+// malformed advance (a time without an RFC 3339 form) fails the whole
+// command before anything is written.
+Result<CommandEffect> apply_start(ApplyTxn& txn, const model::StartExecutions& cmd) {
+  for (size_t i = 0; i < cmd.schedule.size(); ++i) {
+    if (!storable_time(cmd.schedule[i].last_scheduled)) {
+      return Error::validation("schedule[" + std::to_string(i) + "].last_scheduled",
+                               "must be unset or in the years 0001..9999 (UTC)");
+    }
+  }
+  ItemResults results;
+  results.items.reserve(cmd.executions.size());
+  for (const model::Execution& e : cmd.executions) {
+    results.items.push_back(start_one(txn, e));
+  }
+  for (const model::ScheduleAdvance& advance : cmd.schedule) {
+    if (!keys::is_key_segment(advance.job_id) || !txn.get(keys::job(advance.job_id))) continue;
+    ScheduleState state = txn.get_schedule_state(advance.job_id);
+    if (advance.last_scheduled <= state.last_scheduled) continue;
+    state.last_scheduled = advance.last_scheduled;
+    txn.put_schedule_state(advance.job_id, state);
+  }
+  return CommandEffect(std::move(results));
+}
+
+// Removes `exec_id` from the job's running set and its in-flight marker.
+void mark_not_running(ApplyTxn& txn, std::string_view job_id, const std::string& exec_id) {
+  txn.del(keys::running(exec_id));
+  ScheduleState state = txn.get_schedule_state(job_id);
+  auto it = std::find(state.running.begin(), state.running.end(), exec_id);
+  if (it != state.running.end()) {
+    state.running.erase(it);
+    txn.put_schedule_state(job_id, state);
+  }
+}
+
+Status finish_one(ApplyTxn& txn, const model::ExecutionResult& r) {
+  if (!model::is_terminal(r.status)) {
+    return Error::validation("status",
+                             "must be a terminal status (success, failed, skipped, "
+                             "cancelled), got " +
+                                 std::string(model::to_string(r.status)));
+  }
+  if (!storable_time(r.completed_at)) {
+    return Error::validation("completed_at", "must be unset or in the years 0001..9999 (UTC)");
+  }
+  if (!keys::is_key_segment(r.job_id) || !keys::is_key_segment(r.execution_id)) {
+    return execution_not_found(r.job_id, r.execution_id);
+  }
+  std::optional<model::Execution> stored =
+      txn.get_execution(keys::execution(r.job_id, r.execution_id));
+  if (!stored) return execution_not_found(r.job_id, r.execution_id);
+  if (model::is_terminal(stored->status)) {
+    return Error{ErrorCode::kConflict,
+                 "execution " + r.execution_id + " is already " +
+                     std::string(model::to_string(stored->status)),
+                 "status"};
+  }
+  stored->status = r.status;
+  stored->attempts = std::max(stored->attempts, r.attempts);
+  stored->status_code = r.status_code;
+  stored->response = r.response;
+  stored->error = r.error;
+  cap_excerpts(&stored->response, &stored->error);
+  if (!r.node_id.empty()) stored->node_id = r.node_id;
+  stored->completed_at = r.completed_at;
+  txn.put_execution(*stored);
+  mark_not_running(txn, r.job_id, r.execution_id);
+  return ok_status();
+}
+
+Result<CommandEffect> apply_finish(ApplyTxn& txn, const model::FinishExecutions& cmd) {
+  ItemResults results;
+  results.items.reserve(cmd.results.size());
+  for (const model::ExecutionResult& r : cmd.results) results.items.push_back(finish_one(txn, r));
+  return CommandEffect(std::move(results));
+}
+
+Result<CommandEffect> apply_redispatch(ApplyTxn& txn, const model::RedispatchExecutions& cmd) {
+  ItemResults results;
+  results.items.reserve(cmd.execution_ids.size());
+  for (size_t i = 0; i < cmd.execution_ids.size(); ++i) {
+    const std::string& exec_id = cmd.execution_ids[i];
+    if (i >= cmd.job_ids.size() || i >= cmd.attempts.size()) {
+      results.items.push_back(Error::validation(
+          "execution_ids", "job_ids, execution_ids and attempts must have the same length"));
+      continue;
+    }
+    const std::string& job_id = cmd.job_ids[i];
+    if (!keys::is_key_segment(job_id) || !keys::is_key_segment(exec_id)) {
+      results.items.push_back(execution_not_found(job_id, exec_id));
+      continue;
+    }
+    std::optional<model::Execution> stored = txn.get_execution(keys::execution(job_id, exec_id));
+    if (!stored) {
+      results.items.push_back(execution_not_found(job_id, exec_id));
+      continue;
+    }
+    if (model::is_terminal(stored->status)) {
+      results.items.push_back(Error{
+          ErrorCode::kConflict,
+          "execution " + exec_id + " is already " + std::string(model::to_string(stored->status)),
+          "status"});
+      continue;
+    }
+    stored->status = model::ExecutionStatus::kRunning;
+    stored->attempts = std::max(stored->attempts, cmd.attempts[i]);
+    if (!cmd.node_id.empty()) stored->node_id = cmd.node_id;
+    txn.put_execution(*stored);
+    results.items.push_back(ok_status());
+  }
+  return CommandEffect(std::move(results));
+}
+
+Result<CommandEffect> apply_prune(ApplyTxn& txn, const model::PruneExecutions& cmd) {
+  if (!keys::is_key_segment(cmd.job_id)) return CommandEffect();
+  for (const std::string& exec_id : cmd.execution_ids) {
+    if (!keys::is_key_segment(exec_id)) continue;
+    const std::string key = keys::execution(cmd.job_id, exec_id);
+    std::optional<model::Execution> stored = txn.get_execution(key);
+    if (stored && model::is_terminal(stored->status)) txn.del(key);
+  }
+  return CommandEffect();
 }
 
 // Owns the DB. Mutations (apply, restore) come from one thread; reads from
@@ -319,6 +639,17 @@ class RocksStore final : public Store {
   Result<std::vector<VersionInfo>> list_versions(std::string_view id, int64_t before_version,
                                                  size_t limit) const override;
   Result<ListPage> list_jobs(const ListQuery& query) const override;
+  Result<ScheduleState> get_schedule_state(std::string_view job_id) const override;
+  Result<model::Execution> get_execution(std::string_view job_id,
+                                         std::string_view execution_id) const override;
+  Result<ExecutionPage> list_executions(const ExecutionQuery& query) const override;
+  Result<std::vector<model::Execution>> list_in_flight(std::string_view after_id,
+                                                       size_t limit) const override;
+  Status for_each_job(
+      const std::function<bool(const model::Job&, const ScheduleState&)>& fn) const override;
+  Result<std::vector<std::string>> executions_to_prune(std::string_view job_id, size_t keep_newest,
+                                                       absl::Time completed_before,
+                                                       size_t limit) const override;
   Result<std::string> serialize_snapshot() const override;
   Status restore_snapshot(std::string_view image) override;
 
@@ -339,13 +670,17 @@ Result<ApplyOutcome> RocksStore::apply(uint64_t index, const model::CommandBatch
   int64_t job_delta = 0;
   outcome.results.reserve(batch.commands.size());
   for (const model::Command& command : batch.commands) {
-    Result<CommandEffect> result =
-        std::visit(Overloaded{
-                       [&](const model::PutJob& c) { return apply_put(txn, c, &job_delta); },
-                       [&](const model::DeleteJob& c) { return apply_delete(txn, c, &job_delta); },
-                       [](const model::Noop&) { return Result<CommandEffect>(CommandEffect()); },
-                   },
-                   command);
+    Result<CommandEffect> result = std::visit(
+        Overloaded{
+            [&](const model::PutJob& c) { return apply_put(txn, c, &job_delta); },
+            [&](const model::DeleteJob& c) { return apply_delete(txn, c, &job_delta); },
+            [](const model::Noop&) { return Result<CommandEffect>(CommandEffect()); },
+            [&](const model::StartExecutions& c) { return apply_start(txn, c); },
+            [&](const model::FinishExecutions& c) { return apply_finish(txn, c); },
+            [&](const model::RedispatchExecutions& c) { return apply_redispatch(txn, c); },
+            [&](const model::PruneExecutions& c) { return apply_prune(txn, c); },
+        },
+        command);
     if (txn.failed()) return txn.fatal();
     outcome.results.push_back(std::move(result));
   }
@@ -492,6 +827,178 @@ Result<ListPage> RocksStore::list_jobs(const ListQuery& query) const {
   }
   if (!it->status().ok()) return io_error("scan names", it->status());
   return page;
+}
+
+Result<ScheduleState> RocksStore::get_schedule_state(std::string_view job_id) const {
+  if (!keys::is_key_segment(job_id)) return ScheduleState{};
+  ReadView view(db_.get());
+  return view.get_schedule_state(job_id);
+}
+
+Result<model::Execution> RocksStore::get_execution(std::string_view job_id,
+                                                   std::string_view execution_id) const {
+  if (!keys::is_key_segment(job_id) || !keys::is_key_segment(execution_id)) {
+    return execution_not_found(job_id, execution_id);
+  }
+  ReadView view(db_.get());
+  CHRONOS_ASSIGN_OR_RETURN(std::optional<model::Execution> e,
+                           view.get_execution(keys::execution(job_id, execution_id)));
+  if (!e) return execution_not_found(job_id, execution_id);
+  return std::move(*e);
+}
+
+// Cost: one Get (the job), one reverse seek, then one key per execution
+// returned (+1 to peek) without a status filter; with one, every execution
+// walked is decoded, so a rare status may scan the job's whole history
+// (bounded by retention).
+Result<ExecutionPage> RocksStore::list_executions(const ExecutionQuery& query) const {
+  const size_t limit = query.limit == 0 ? 100 : std::min<size_t>(query.limit, 1000);
+  if (!keys::is_key_segment(query.job_id)) return job_not_found(query.job_id);
+  std::optional<std::string> cursor_id;
+  if (!query.cursor.empty()) {
+    cursor_id = keys::decode_execution_cursor(query.cursor);
+    if (!cursor_id) return Error::validation("cursor", "is not a valid cursor");
+  }
+  ReadView view(db_.get());
+  CHRONOS_ASSIGN_OR_RETURN(std::optional<std::string> job, view.get(keys::job(query.job_id)));
+  if (!job) return job_not_found(query.job_id);
+
+  // Exec ids sort by creation, so walking e/<job_id>/ backwards from the
+  // cursor (an exclusive upper bound) lists newest first.
+  const std::string lower = keys::executions_prefix(query.job_id);
+  const std::string upper =
+      cursor_id ? keys::execution(query.job_id, *cursor_id) : keys::prefix_end(lower);
+  const rocksdb::Slice lower_slice(lower);
+  const rocksdb::Slice upper_slice(upper);
+  std::unique_ptr<rocksdb::Iterator> it = view.range(db_.get(), &lower_slice, &upper_slice);
+
+  ExecutionPage page;
+  for (it->SeekToLast(); it->Valid(); it->Prev()) {
+    const bool full = page.executions.size() == limit;
+    if (full && !query.status) {  // any further key is a further match
+      page.next_cursor = keys::encode_execution_cursor(page.executions.back().id);
+      break;
+    }
+    CHRONOS_ASSIGN_OR_RETURN(model::Execution e, decode_execution(it->value().ToStringView()));
+    if (query.status && e.status != *query.status) continue;
+    if (full) {  // peeked one match past the page: there is a next page
+      page.next_cursor = keys::encode_execution_cursor(page.executions.back().id);
+      break;
+    }
+    page.executions.push_back(std::move(e));
+  }
+  if (!it->status().ok()) return io_error("scan executions", it->status());
+  return page;
+}
+
+// Cost: one seek over r/, then one Get + decode per execution returned.
+Result<std::vector<model::Execution>> RocksStore::list_in_flight(std::string_view after_id,
+                                                                 size_t limit) const {
+  if (limit == 0) limit = 100;
+  const std::string lower =
+      after_id.empty() ? std::string(keys::kRunningPrefix) : keys::running(after_id);
+  const std::string upper = keys::prefix_end(keys::kRunningPrefix);
+  const rocksdb::Slice lower_slice(lower);
+  const rocksdb::Slice upper_slice(upper);
+  ReadView view(db_.get());
+  std::unique_ptr<rocksdb::Iterator> it = view.range(db_.get(), &lower_slice, &upper_slice);
+
+  std::vector<model::Execution> out;
+  it->SeekToFirst();
+  if (!after_id.empty() && it->Valid() && it->key() == lower_slice) it->Next();
+  for (; it->Valid() && out.size() < limit; it->Next()) {
+    const std::string_view exec_id = it->key().ToStringView().substr(keys::kRunningPrefix.size());
+    const std::string_view job_id = it->value().ToStringView();
+    CHRONOS_ASSIGN_OR_RETURN(std::optional<model::Execution> e,
+                             view.get_execution(keys::execution(job_id, exec_id)));
+    if (!e) {
+      return Error::internal("store: in-flight marker " + it->key().ToString() +
+                             " points at missing execution of job " + std::string(job_id));
+    }
+    out.push_back(std::move(*e));
+  }
+  if (!it->status().ok()) return io_error("scan in-flight", it->status());
+  return out;
+}
+
+// Cost: one pass over j/ and one over s/ side by side (both are in job id
+// order), decoding every job: O(jobs), for the leader's rebuild.
+Status RocksStore::for_each_job(
+    const std::function<bool(const model::Job&, const ScheduleState&)>& fn) const {
+  const std::string job_upper = keys::prefix_end(keys::kJobPrefix);
+  const std::string state_upper = keys::prefix_end(keys::kSchedulePrefix);
+  const rocksdb::Slice job_lower_slice = to_slice(keys::kJobPrefix);
+  const rocksdb::Slice job_upper_slice(job_upper);
+  const rocksdb::Slice state_lower_slice = to_slice(keys::kSchedulePrefix);
+  const rocksdb::Slice state_upper_slice(state_upper);
+  ReadView view(db_.get());
+  std::unique_ptr<rocksdb::Iterator> jobs =
+      view.range(db_.get(), &job_lower_slice, &job_upper_slice);
+  std::unique_ptr<rocksdb::Iterator> states =
+      view.range(db_.get(), &state_lower_slice, &state_upper_slice);
+
+  states->SeekToFirst();
+  for (jobs->SeekToFirst(); jobs->Valid(); jobs->Next()) {
+    const std::string_view job_id = jobs->key().ToStringView().substr(keys::kJobPrefix.size());
+    CHRONOS_ASSIGN_OR_RETURN(model::Job job, decode_job(jobs->value().ToStringView()));
+    // Skip states of ids below this one (none exist while the store is
+    // consistent: a state is deleted with its job).
+    while (states->Valid() &&
+           states->key().ToStringView().substr(keys::kSchedulePrefix.size()) < job_id) {
+      states->Next();
+    }
+    ScheduleState state;
+    if (states->Valid() &&
+        states->key().ToStringView().substr(keys::kSchedulePrefix.size()) == job_id) {
+      CHRONOS_ASSIGN_OR_RETURN(state, decode_schedule_state(states->value().ToStringView()));
+    }
+    if (!fn(job, state)) break;
+  }
+  if (!jobs->status().ok()) return io_error("scan jobs", jobs->status());
+  if (!states->status().ok()) return io_error("scan schedule states", states->status());
+  return ok_status();
+}
+
+// Cost: one key-only pass over the job's executions to count them, then a
+// forward pass decoding from the oldest until `limit` ids are found (or,
+// without an age bound, until the newest `keep_newest` are reached).
+Result<std::vector<std::string>> RocksStore::executions_to_prune(std::string_view job_id,
+                                                                 size_t keep_newest,
+                                                                 absl::Time completed_before,
+                                                                 size_t limit) const {
+  limit = limit == 0 ? 100 : std::min<size_t>(limit, 1000);
+  std::vector<std::string> out;
+  if (!keys::is_key_segment(job_id)) return out;
+  const std::string lower = keys::executions_prefix(job_id);
+  const std::string upper = keys::prefix_end(lower);
+  const rocksdb::Slice lower_slice(lower);
+  const rocksdb::Slice upper_slice(upper);
+  ReadView view(db_.get());
+
+  size_t total = 0;
+  {
+    std::unique_ptr<rocksdb::Iterator> it = view.range(db_.get(), &lower_slice, &upper_slice);
+    for (it->SeekToFirst(); it->Valid(); it->Next()) ++total;
+    if (!it->status().ok()) return io_error("count executions", it->status());
+  }
+  const bool age_bound = completed_before != absl::InfinitePast();
+  std::unique_ptr<rocksdb::Iterator> it = view.range(db_.get(), &lower_slice, &upper_slice);
+  size_t position = 0;  // from the oldest
+  for (it->SeekToFirst(); it->Valid() && out.size() < limit; it->Next(), ++position) {
+    const bool beyond_newest = total - position > keep_newest;
+    if (!beyond_newest && !age_bound) break;  // the rest are all kept
+    CHRONOS_ASSIGN_OR_RETURN(model::Execution e, decode_execution(it->value().ToStringView()));
+    if (!model::is_terminal(e.status)) continue;
+    // Age: completion time, else start, else scheduled time (a skipped run
+    // may have no completion time); an execution with none has no age.
+    absl::Time when = e.completed_at;
+    if (when == absl::InfinitePast()) when = e.started_at;
+    if (when == absl::InfinitePast()) when = e.scheduled_time;
+    const bool too_old = when != absl::InfinitePast() && when < completed_before;
+    if (beyond_newest || too_old) out.push_back(std::move(e.id));
+  }
+  if (!it->status().ok()) return io_error("scan executions", it->status());
+  return out;
 }
 
 Result<std::string> RocksStore::serialize_snapshot() const {

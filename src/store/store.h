@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -11,15 +12,24 @@
 
 #include "base/result.h"
 #include "model/command.h"
+#include "model/execution.h"
 #include "model/job.h"
 
 namespace chronos::store {
 
+// Per-item outcome of a command that carries many items (StartExecutions,
+// FinishExecutions, RedispatchExecutions), in the command's item order. A
+// failed item changed nothing; the others applied.
+struct ItemResults {
+  std::vector<Status> items;
+};
+
 // What applying one command did, reported back to its proposer.
 //   PutJob    -> the job as stored (Job)
 //   DeleteJob -> the job as it was before deletion (Job)
-//   Noop      -> std::monostate
-using CommandEffect = std::variant<std::monostate, model::Job>;
+//   StartExecutions, FinishExecutions, RedispatchExecutions -> ItemResults
+//   Noop, PruneExecutions -> std::monostate
+using CommandEffect = std::variant<std::monostate, model::Job, ItemResults>;
 
 struct ApplyOutcome {
   uint64_t index = 0;
@@ -50,6 +60,30 @@ struct ListPage {
 struct VersionInfo {
   int64_t version = 0;
   absl::Time updated_at;
+};
+
+// Replicated per-job scheduling state (s/<job_id>). A job that has never
+// been scheduled has the default state.
+struct ScheduleState {
+  // The latest scheduled time the scheduler has consumed (started, skipped
+  // or deliberately missed); runs after it are still due. InfinitePast when
+  // never scheduled.
+  absl::Time last_scheduled = absl::InfinitePast();
+  // Executions started and not finished, oldest first (concurrency policy).
+  std::vector<std::string> running;
+  bool operator==(const ScheduleState&) const = default;
+};
+
+struct ExecutionQuery {
+  std::string job_id;  // required
+  std::optional<model::ExecutionStatus> status;
+  std::string cursor;  // opaque; from ExecutionPage::next_cursor
+  size_t limit = 100;  // 1..1000
+};
+
+struct ExecutionPage {
+  std::vector<model::Execution> executions;  // newest first
+  std::string next_cursor;                   // empty on the last page
 };
 
 // The replicated state machine's materialised view in RocksDB (keyspace in
@@ -92,6 +126,38 @@ class Store {
   // kValidation (field "cursor") for a malformed cursor.
   virtual Result<ListPage> list_jobs(const ListQuery& query) const = 0;
   virtual uint64_t job_count() const = 0;
+
+  // --- scheduling and executions ---
+  // The default state when s/<job_id> is absent (also for a missing job).
+  virtual Result<ScheduleState> get_schedule_state(std::string_view job_id) const = 0;
+  // kNotFound when missing.
+  virtual Result<model::Execution> get_execution(std::string_view job_id,
+                                                 std::string_view execution_id) const = 0;
+  // Newest first; kValidation (field "cursor") for a malformed cursor;
+  // kNotFound when the job does not exist (checked at the same snapshot).
+  // Limit clamped to 1..1000, 0 means 100.
+  virtual Result<ExecutionPage> list_executions(const ExecutionQuery& query) const = 0;
+  // Executions started and not finished (r/), cluster-wide, oldest first,
+  // at most `limit` (0 means 100; not clamped) after `after_id` ("" = from
+  // the start). The next page starts after the last id returned; a page
+  // shorter than `limit` is the last.
+  virtual Result<std::vector<model::Execution>> list_in_flight(std::string_view after_id,
+                                                               size_t limit) const = 0;
+  // Calls `fn` for every job with its schedule state, in job id order, at
+  // one consistent snapshot; stops early when `fn` returns false. For the
+  // scheduler's rebuild on gaining leadership (O(jobs), off the hot path).
+  virtual Status for_each_job(
+      const std::function<bool(const model::Job&, const ScheduleState&)>& fn) const = 0;
+  // Terminal executions of a job, oldest first, beyond which retention
+  // applies: everything except the newest `keep_newest`, plus those that
+  // completed before `completed_before` (InfinitePast = no age bound; an
+  // execution without completed_at ages by started_at, else by
+  // scheduled_time). At most `limit` ids (clamped to 1..1000, 0 means 100);
+  // an empty list for a missing job.
+  virtual Result<std::vector<std::string>> executions_to_prune(std::string_view job_id,
+                                                               size_t keep_newest,
+                                                               absl::Time completed_before,
+                                                               size_t limit) const = 0;
 
   // --- snapshots (Raft FSM snapshot / restore, backup) ---
   // A consistent image of the whole keyspace, including the applied index,

@@ -22,6 +22,60 @@ CommandBatch sample_batch() {
                        Noop{}, PutJob{dispatch_job, 0}}};
 }
 
+Execution sample_execution(std::string id, ExecutionStatus status) {
+  Execution e;
+  e.id = std::move(id);
+  e.job_id = "0b6f3c1e-7d2a-4f5b-9c8d-1a2b3c4d5e6f";
+  e.job_name = "billing.sync";
+  e.namespace_ = "payments";
+  e.job_version = 3;
+  e.scheduled_time = absl::FromUnixSeconds(1710055800);
+  e.trigger = Trigger::kCatchup;
+  e.status = status;
+  e.attempts = 1;
+  e.started_at = absl::FromUnixMillis(1710055800004);
+  e.node_id = "n1";
+  return e;
+}
+
+StartExecutions sample_start() {
+  Execution skipped =
+      sample_execution("018e2b3c-4d5e-7f60-8a1b-000000000002", ExecutionStatus::kSkipped);
+  skipped.error = "skipped: previous run still active";
+  skipped.completed_at = skipped.started_at;
+  return StartExecutions{
+      {sample_execution("018e2b3c-4d5e-7f60-8a1b-000000000001", ExecutionStatus::kRunning),
+       skipped},
+      {ScheduleAdvance{"0b6f3c1e-7d2a-4f5b-9c8d-1a2b3c4d5e6f", absl::FromUnixSeconds(1710055800)},
+       ScheduleAdvance{"other", absl::InfinitePast()}}};
+}
+
+FinishExecutions sample_finish() {
+  ExecutionResult ok{"job-1", "exec-1", ExecutionStatus::kSuccess,
+                     1,       200,      "{\"ok\":true}",
+                     "",      "n1",     absl::FromUnixNanos(1710055801123456789)};
+  ExecutionResult bad{"job-1",
+                      "exec-2",
+                      ExecutionStatus::kFailed,
+                      3,
+                      0,
+                      std::string("\xff\x00bin", 5),
+                      "connect: refused",
+                      "n2",
+                      absl::InfinitePast()};
+  return FinishExecutions{{ok, bad}};
+}
+
+RedispatchExecutions sample_redispatch() {
+  return RedispatchExecutions{{"job-1", "job-2"}, {"exec-1", "exec-9"}, {2, 5}, "n3"};
+}
+
+PruneExecutions sample_prune() { return PruneExecutions{"job-1", {"exec-1", "exec-2"}}; }
+
+CommandBatch execution_batch() {
+  return CommandBatch{{sample_start(), sample_finish(), sample_redispatch(), sample_prune()}};
+}
+
 void expect_round_trip(const CommandBatch& batch) {
   auto back = decode_batch(encode_batch(batch));
   ASSERT_TRUE(back.ok()) << back.error().message;
@@ -39,6 +93,124 @@ TEST(BatchCodec, RoundTripsNoop) { expect_round_trip(CommandBatch{{Noop{}}}); }
 TEST(BatchCodec, RoundTripsEmptyAndMixedBatches) {
   expect_round_trip(CommandBatch{});
   expect_round_trip(sample_batch());
+}
+
+TEST(BatchCodec, RoundTripsStartExecutions) { expect_round_trip(CommandBatch{{sample_start()}}); }
+
+TEST(BatchCodec, RoundTripsFinishExecutionsWithBinaryResponse) {
+  expect_round_trip(CommandBatch{{sample_finish()}});
+}
+
+TEST(BatchCodec, RoundTripsRedispatchExecutions) {
+  expect_round_trip(CommandBatch{{sample_redispatch()}});
+}
+
+TEST(BatchCodec, RoundTripsPruneExecutions) { expect_round_trip(CommandBatch{{sample_prune()}}); }
+
+TEST(BatchCodec, RoundTripsEmptyExecutionCommands) {
+  expect_round_trip(CommandBatch{
+      {StartExecutions{}, FinishExecutions{}, RedispatchExecutions{}, PruneExecutions{}}});
+}
+
+TEST(BatchCodec, RoundTripsAResponseOfTheMaximumSize) {
+  FinishExecutions finish = sample_finish();
+  finish.results[0].response = std::string(kMaxResponseBytes, 'r');
+  finish.results[1].response = std::string(kMaxResponseBytes, '\xfe');
+  expect_round_trip(CommandBatch{{finish}});
+}
+
+TEST(BatchCodec, ExecutionCommandsUseTagsFourToSeven) {
+  const CommandBatch batch = execution_batch();
+  for (size_t i = 0; i < batch.commands.size(); ++i) {
+    const std::string bytes = encode_batch(CommandBatch{{batch.commands[i]}});
+    EXPECT_EQ(bytes[9], static_cast<char>(4 + i));
+  }
+}
+
+TEST(BatchCodec, RejectsRedispatchWithUnequalLists) {
+  RedispatchExecutions r = sample_redispatch();
+  r.attempts.pop_back();
+  auto back = decode_batch(encode_batch(CommandBatch{{r}}));
+  ASSERT_FALSE(back.ok());
+  EXPECT_NE(back.error().message.find("same length"), std::string::npos) << back.error().message;
+}
+
+TEST(BatchCodec, RejectsAnExecutionCommandWithAnotherCommandsPayload) {
+  for (char tag = 4; tag <= 7; ++tag) {
+    std::string bytes = encode_batch(CommandBatch{{DeleteJob{"j", 1}}});
+    bytes[9] = tag;
+    EXPECT_FALSE(decode_batch(bytes).ok()) << static_cast<int>(tag);
+  }
+  std::string bytes = encode_batch(CommandBatch{{sample_start()}});
+  bytes[9] = 5;  // FinishExecutions tag, StartExecutions payload
+  EXPECT_FALSE(decode_batch(bytes).ok());
+}
+
+TEST(BatchCodec, RejectsExecutionPayloadWithBadFields) {
+  using nlohmann::json;
+  auto entry = [](uint8_t tag, const json& payload) {
+    const std::vector<uint8_t> p = json::to_msgpack(payload);
+    std::string bytes = "CHRB";
+    bytes.push_back(1);
+    bytes.append(std::string("\x01\x00\x00\x00", 4));
+    bytes.push_back(static_cast<char>(tag));
+    for (int i = 0; i < 4; ++i) bytes.push_back(static_cast<char>((p.size() >> (8 * i)) & 0xff));
+    bytes.append(p.begin(), p.end());
+    return bytes;
+  };
+  // Sanity: the well-formed payloads decode.
+  EXPECT_TRUE(decode_batch(entry(7, {{"job_id", "j"}, {"execution_ids", {"a"}}})).ok());
+  EXPECT_TRUE(
+      decode_batch(entry(4, {{"executions", json::array()}, {"schedule", json::array()}})).ok());
+  // Missing, mistyped and out-of-range fields.
+  EXPECT_FALSE(decode_batch(entry(7, {{"job_id", "j"}})).ok());
+  EXPECT_FALSE(decode_batch(entry(7, {{"job_id", "j"}, {"execution_ids", {1}}})).ok());
+  EXPECT_FALSE(
+      decode_batch(entry(4, {{"executions", json::object()}, {"schedule", json::array()}})).ok());
+  EXPECT_FALSE(
+      decode_batch(entry(4, {{"executions", {json{{"id", "x"}}}}, {"schedule", json::array()}}))
+          .ok());
+  EXPECT_FALSE(
+      decode_batch(entry(4, {{"executions", json::array()},
+                             {"schedule", {json{{"job_id", "j"}, {"last_scheduled", "never"}}}}}))
+          .ok());
+  EXPECT_FALSE(decode_batch(entry(6, {{"job_ids", {"j"}},
+                                      {"execution_ids", {"e"}},
+                                      {"attempts", {int64_t{1} << 33}},
+                                      {"node_id", "n"}}))
+                   .ok());
+  json result = {{"job_id", "j"}, {"execution_id", "e"}, {"status", "success"},
+                 {"attempts", 1}, {"status_code", 200},  {"response", ""},
+                 {"error", ""},   {"node_id", "n"},      {"completed_at", nullptr}};
+  EXPECT_TRUE(decode_batch(entry(5, {{"results", {result}}})).ok());
+  result["status"] = "finished";
+  EXPECT_FALSE(decode_batch(entry(5, {{"results", {result}}})).ok());
+  result["status"] = "success";
+  result["surprise"] = true;
+  auto r = decode_batch(entry(5, {{"results", {result}}}));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("results[0].surprise"), std::string::npos) << r.error().message;
+}
+
+TEST(BatchCodec, ExecutionCommandsRejectEveryTruncation) {
+  const std::string bytes = encode_batch(execution_batch());
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    EXPECT_FALSE(decode_batch(std::string_view(bytes).substr(0, n)).ok()) << n;
+  }
+}
+
+TEST(BatchCodec, ExecutionCommandsSurviveRandomCorruption) {
+  const std::string good = encode_batch(execution_batch());
+  std::mt19937 rng(20240311);
+  for (int round = 0; round < 5000; ++round) {
+    std::string bytes = good;
+    int flips = 1 + static_cast<int>(rng() % 4);
+    for (int f = 0; f < flips; ++f) {
+      bytes[rng() % bytes.size()] ^= static_cast<char>(1 + rng() % 255);
+    }
+    if (rng() % 4 == 0) bytes.resize(rng() % bytes.size());
+    (void)decode_batch(bytes);  // must not crash; may decode if the flip hit a value
+  }
 }
 
 TEST(BatchCodec, StartsWithMagicAndVersion) {
