@@ -7,8 +7,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "base/ids.h"
 #include "base/duration.h"
+#include "base/ids.h"
 #include "base/strings.h"
 #include "cron/schedule.h"
 #include "model/execution_codec.h"
@@ -111,7 +111,8 @@ Result<json> parse_json_object(const std::string& body) {
   if (body.empty()) return Error{ErrorCode::kInvalidJson, "request body is empty", {}};
   if (json_depth(body) > kMaxJsonDepth) {
     return Error{ErrorCode::kInvalidJson,
-                 str_cat("request body nests deeper than ", kMaxJsonDepth, " levels"), {}};
+                 str_cat("request body nests deeper than ", kMaxJsonDepth, " levels"),
+                 {}};
   }
   json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) {
@@ -160,7 +161,8 @@ std::string route_label(std::string_view path) {
   if (!seg.empty() && seg[0] != "jobs" && seg[0] != "schedules" && seg[0] != "cluster") {
     return "other";
   }
-  if (seg.size() >= 4 && seg[0] == "jobs") out.replace(out.rfind('/') + 1, std::string::npos, "{v}");
+  if (seg.size() >= 4 && seg[0] == "jobs")
+    out.replace(out.rfind('/') + 1, std::string::npos, "{v}");
   return out;
 }
 
@@ -265,7 +267,8 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
       if (it != updates.end()) {
         if (it->second.size() >= kMaxQueuedUpdatesPerJob) {
           respond(fail(Error{ErrorCode::kUnavailable,
-                             "too many concurrent updates of this job; retry later", {}}));
+                             "too many concurrent updates of this job; retry later",
+                             {}}));
           return;
         }
         it->second.push_back(std::move(op));
@@ -348,26 +351,26 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
     job.updated_at = clock->now();
     job.version = current.version + 1;
     auto self = shared_from_this();
-    propose_one(model::PutJob{std::move(job), current.version},
-                [self, id = current.id, pinned, rebuild = std::move(rebuild),
-                 respond = std::move(respond),
-                 attempts_left](Result<store::CommandEffect> r) mutable {
-                  if (r.ok()) return respond(ok(self->job_json(std::get<model::Job>(*r))));
-                  if (r.error().code == ErrorCode::kConflict && !pinned && attempts_left > 1) {
-                    auto fresh = self->store->get_job(id);
-                    if (!fresh.ok()) return respond(fail(fresh.error()));
-                    return self->attempt_update(*fresh, pinned, std::move(rebuild),
-                                                std::move(respond), attempts_left - 1);
-                  }
-                  respond(fail(r.error()));
-                });
+    propose_one(
+        model::PutJob{std::move(job), current.version},
+        [self, id = current.id, pinned, rebuild = std::move(rebuild), respond = std::move(respond),
+         attempts_left](Result<store::CommandEffect> r) mutable {
+          if (r.ok()) return respond(ok(self->job_json(std::get<model::Job>(*r))));
+          if (r.error().code == ErrorCode::kConflict && !pinned && attempts_left > 1) {
+            auto fresh = self->store->get_job(id);
+            if (!fresh.ok()) return respond(fail(fresh.error()));
+            return self->attempt_update(*fresh, pinned, std::move(rebuild), std::move(respond),
+                                        attempts_left - 1);
+          }
+          respond(fail(r.error()));
+        });
   }
 
   static Error version_mismatch(int64_t current, int64_t pinned) {
-    return Error{ErrorCode::kConflict,
-                 str_cat("version mismatch: job is at version ", current, ", If-Match has ",
-                         pinned),
-                 "version"};
+    return Error{
+        ErrorCode::kConflict,
+        str_cat("version mismatch: job is at version ", current, ", If-Match has ", pinned),
+        "version"};
   }
 
   // A job whose schedule will never fire again (an @at in the past) is
@@ -441,8 +444,9 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
         q.tags[k.substr(4)] = v;
       } else if (k != "consistent") {
         return respond(fail(Error::validation(
-            k, str_cat("unknown query parameter \"", k,
-                       "\" (known: namespace, tag.<key>, enabled, q, limit, cursor, consistent)"))));
+            k,
+            str_cat("unknown query parameter \"", k,
+                    "\" (known: namespace, tag.<key>, enabled, q, limit, cursor, consistent)"))));
       }
     }
     auto page = store->list_jobs(q);
@@ -501,8 +505,7 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
                 });
   }
 
-  void set_enabled(const HttpRequest& req, const std::string& id, bool enabled,
-                   Responder respond) {
+  void set_enabled(const HttpRequest& req, const std::string& id, bool enabled, Responder respond) {
     update_job(
         req, id,
         [enabled](const model::Job& current) -> Result<std::optional<model::Job>> {
@@ -548,7 +551,6 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
     }
     respond(ok(json{{"versions", std::move(out)}, {"next_cursor", next_cursor}}));
   }
-
 
   void get_version(const HttpRequest& req, const std::string& id, const std::string& v,
                    Responder respond) {
@@ -645,10 +647,9 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
     raft_peers.with().set(static_cast<double>(s.members.size()));
     if (dispatcher != nullptr) {
       for (const auto& b : dispatcher->breaker().snapshot()) {
-        breaker_state.with({b.key})
-            .set(b.state == dispatch::BreakerState::kOpen       ? 2
-                 : b.state == dispatch::BreakerState::kHalfOpen ? 1
-                                                                : 0);
+        breaker_state.with({b.key}).set(b.state == dispatch::BreakerState::kOpen       ? 2
+                                        : b.state == dispatch::BreakerState::kHalfOpen ? 1
+                                                                                       : 0);
       }
     }
     HttpResponse r;
@@ -696,12 +697,12 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
                       Responder respond) {
     if (!started.ok()) return respond(fail(started.error()));
     if (started->status == model::ExecutionStatus::kSkipped) {
-      return respond(fail(Error{
-          ErrorCode::kConflict,
-          str_cat("job already has a running execution and its concurrency policy is forbid; "
-                  "the run was recorded as skipped (execution ",
-                  started->id, "); add ?force=true to run anyway"),
-          {}}));
+      return respond(fail(
+          Error{ErrorCode::kConflict,
+                str_cat("job already has a running execution and its concurrency policy is forbid; "
+                        "the run was recorded as skipped (execution ",
+                        started->id, "); add ?force=true to run anyway"),
+                {}}));
     }
     if (!wait) return respond(ok(model::execution_to_api_json(*started), 202));
     auto self = shared_from_this();
@@ -728,14 +729,14 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
     if (!timeout.ok()) return respond(fail(timeout.error()));
     tr.force = *force;
     auto self = shared_from_this();
-    scheduler->trigger(std::move(tr), [self, wait = *wait, timeout = *timeout,
-                                       respond = std::move(respond)](
-                                          Result<model::Execution> started) mutable {
-      self->post([self, started = std::move(started), wait, timeout,
-                  respond = std::move(respond)]() mutable {
-        self->answer_started(std::move(started), wait, timeout, std::move(respond));
-      });
-    });
+    scheduler->trigger(
+        std::move(tr), [self, wait = *wait, timeout = *timeout,
+                        respond = std::move(respond)](Result<model::Execution> started) mutable {
+          self->post([self, started = std::move(started), wait, timeout,
+                      respond = std::move(respond)]() mutable {
+            self->answer_started(std::move(started), wait, timeout, std::move(respond));
+          });
+        });
   }
 
   void trigger_job(const HttpRequest& req, const std::string& id, Responder respond) {
@@ -825,9 +826,9 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
     for (const auto& [k, v] : req.query) {
       if (k == "status") {
         if (v != "running") {
-          return respond(fail(Error::validation(
-              "status", "only status=running is listed across jobs; use "
-                        "/jobs/{id}/executions?status=... for one job")));
+          return respond(fail(Error::validation("status",
+                                                "only status=running is listed across jobs; use "
+                                                "/jobs/{id}/executions?status=... for one job")));
         }
       } else if (k == "limit") {
         int64_t n = 0;
@@ -864,7 +865,8 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
         auto d = v.is_string() ? parse_duration(v.get<std::string>())
                                : Result<absl::Duration>(Error::validation("timeout", ""));
         if (!d.ok() || *d <= absl::ZeroDuration() || *d > absl::Minutes(1)) {
-          return respond(fail(Error::validation("timeout", "must be a duration between 1ms and 1m")));
+          return respond(
+              fail(Error::validation("timeout", "must be a duration between 1ms and 1m")));
         }
         timeout = *d;
       } else if (k != "webhook") {
@@ -885,18 +887,18 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
     spec.attempt = 1;
     spec.timeout = timeout;
     auto self = shared_from_this();
-    dispatcher->submit(std::move(spec), [self, respond = std::move(respond)](
-                                            dispatch::AttemptOutcome o) {
-      self->post([o = std::move(o), respond]() {
-        json out{{"success", o.success()},
-                 {"outcome", dispatch::to_string(o.kind)},
-                 {"status_code", o.status_code},
-                 {"response", model::sanitize_utf8(o.response)},
-                 {"error", o.error},
-                 {"duration", format_duration(o.elapsed)}};
-        respond(ok(out));
-      });
-    });
+    dispatcher->submit(std::move(spec),
+                       [self, respond = std::move(respond)](dispatch::AttemptOutcome o) {
+                         self->post([o = std::move(o), respond]() {
+                           json out{{"success", o.success()},
+                                    {"outcome", dispatch::to_string(o.kind)},
+                                    {"status_code", o.status_code},
+                                    {"response", model::sanitize_utf8(o.response)},
+                                    {"error", o.error},
+                                    {"duration", format_duration(o.elapsed)}};
+                           respond(ok(out));
+                         });
+                       });
   }
 
   json cluster_status() const {
@@ -1097,8 +1099,7 @@ void Api::handle(HttpRequest request, Responder respond) {
   impl_->route(std::move(request), [impl, method = std::move(method), route = std::move(route),
                                     start, respond = std::move(respond)](HttpResponse r) {
     impl->http_requests.with({method, route, std::to_string(r.status)}).inc();
-    impl->http_duration.with().observe(
-        absl::ToDoubleSeconds(impl->clock->monotonic() - start));
+    impl->http_duration.with().observe(absl::ToDoubleSeconds(impl->clock->monotonic() - start));
     respond(std::move(r));
   });
 }

@@ -60,19 +60,19 @@ Result<absl::Duration> parse_duration(std::string_view text) {
         ++i;
       }
       if (!frac_digits) {
-        return Error::validation("", str_cat("invalid duration \"", text,
-                                                  "\": expected digits after '.'"));
+        return Error::validation(
+            "", str_cat("invalid duration \"", text, "\": expected digits after '.'"));
       }
       digits = true;
     }
     if (!digits) {
       return Error::validation(
-          "", str_cat("invalid duration \"", text, "\": expected a number at position ",
-                           start + 1, " (format like 1d2h3m4.5s, 500ms)"));
+          "", str_cat("invalid duration \"", text, "\": expected a number at position ", start + 1,
+                      " (format like 1d2h3m4.5s, 500ms)"));
     }
     size_t unit_start = i;
-    while (i < text.size() && ((text[i] >= 'a' && text[i] <= 'z') || text[i] == '\xc2' ||
-                               text[i] == '\xb5')) {
+    while (i < text.size() &&
+           ((text[i] >= 'a' && text[i] <= 'z') || text[i] == '\xc2' || text[i] == '\xb5')) {
       ++i;
     }
     std::string_view unit = text.substr(unit_start, i - unit_start);
@@ -82,15 +82,15 @@ Result<absl::Duration> parse_duration(std::string_view text) {
       if (kUnits[u].name == unit) idx = u;
     }
     if (idx == kUnits.size()) {
-      return Error::validation(
-          "", unit.empty() ? str_cat("invalid duration \"", text,
-                                          "\": missing unit (one of d, h, m, s, ms, us, ns)")
-                           : str_cat("invalid duration \"", text, "\": unknown unit \"",
-                                          unit, "\" (one of d, h, m, s, ms, us, ns)"));
+      return Error::validation("", unit.empty()
+                                       ? str_cat("invalid duration \"", text,
+                                                 "\": missing unit (one of d, h, m, s, ms, us, ns)")
+                                       : str_cat("invalid duration \"", text, "\": unknown unit \"",
+                                                 unit, "\" (one of d, h, m, s, ms, us, ns)"));
     }
     if (any && idx <= last_unit) {
-      return Error::validation("", str_cat("invalid duration \"", text,
-                                                "\": units must appear once, largest first"));
+      return Error::validation(
+          "", str_cat("invalid duration \"", text, "\": units must appear once, largest first"));
     }
     last_unit = idx;
     any = true;
@@ -131,8 +131,15 @@ std::string format_duration(absl::Duration d) {
     out += str_cat("s");
     return out;
   }
-  if (ns % 1'000'000 == 0) return str_cat(out, ns / 1'000'000, "ms");
-  if (ns % 1'000 == 0) return str_cat(out, ns / 1'000, "us");
+  // Below a second: the largest unit with a trimmed fraction, as Go's
+  // time.Duration prints ("2.169829ms", "7us", "3ns").
+  auto with_fraction = [&out](int64_t value, int64_t unit_ns, const char* unit) {
+    std::string frac = str_cat(unit_ns + value % unit_ns).substr(1);
+    while (!frac.empty() && frac.back() == '0') frac.pop_back();
+    return str_cat(out, value / unit_ns, frac.empty() ? "" : ".", frac, unit);
+  };
+  if (ns >= 1'000'000) return with_fraction(ns, 1'000'000, "ms");
+  if (ns >= 1'000) return with_fraction(ns, 1'000, "us");
   return str_cat(out, ns, "ns");
 }
 

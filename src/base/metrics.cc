@@ -71,8 +71,8 @@ Histogram::Histogram(const std::vector<double>* bounds)
 }
 
 void Histogram::observe(double v) {
-  size_t i = static_cast<size_t>(std::lower_bound(bounds_->begin(), bounds_->end(), v) -
-                                 bounds_->begin());
+  size_t i =
+      static_cast<size_t>(std::lower_bound(bounds_->begin(), bounds_->end(), v) - bounds_->begin());
   counts_[i].fetch_add(1, std::memory_order_relaxed);
   atomic_add(sum_, v);
   count_.fetch_add(1, std::memory_order_relaxed);

@@ -26,6 +26,8 @@ std::string_view to_string(AttemptKind k) {
       return "shutdown";
     case AttemptKind::kInvalidRequest:
       return "invalid_request";
+    case AttemptKind::kCancelled:
+      return "cancelled";
   }
   return "unknown";
 }
@@ -61,6 +63,7 @@ bool is_retryable(const AttemptOutcome& o) {
     case AttemptKind::kSuccess:
     case AttemptKind::kShutdown:
     case AttemptKind::kInvalidRequest:
+    case AttemptKind::kCancelled:
       return false;
   }
   return false;

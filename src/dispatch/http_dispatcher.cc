@@ -10,6 +10,7 @@
 #include <random>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -165,7 +166,8 @@ class HttpDispatcherImpl final : public HttpDispatcher {
   }
 
   void call_with_retries(HttpRequestSpec spec, model::RetryPolicy policy,
-                         AttemptCallback on_attempt, CallCallback on_done) override {
+                         AttemptCallback on_attempt, CallCallback on_done,
+                         absl::Duration first_delay) override {
     if (calls_.fetch_add(1) >= options_.max_calls) {
       calls_.fetch_sub(1);
       AttemptOutcome o =
@@ -179,7 +181,20 @@ class HttpDispatcherImpl final : public HttpDispatcher {
     call->policy = policy;
     call->on_attempt = std::move(on_attempt);
     call->on_done = std::move(on_done);
-    submit(call->spec, attempt_callback(call));
+    if (first_delay > absl::ZeroDuration()) {
+      schedule_retry(Work{call->spec, attempt_callback(call)}, first_delay);
+    } else {
+      submit(call->spec, attempt_callback(call));
+    }
+  }
+
+  void cancel(std::string execution_id) override {
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_ || cancels_.size() >= options_.max_queued) return;
+      cancels_.push_back(std::move(execution_id));
+    }
+    curl_multi_wakeup(multi_);
   }
 
   void stop() override {
@@ -226,7 +241,7 @@ class HttpDispatcherImpl final : public HttpDispatcher {
     ++call->attempts_made;
     call->on_attempt(o);
     RetryDecision d;
-    if (o.kind != AttemptKind::kShutdown) {
+    if (o.kind != AttemptKind::kShutdown && o.kind != AttemptKind::kCancelled) {
       d = decide_retry(call->policy, o, o.attempt, unit_random());
     }
     if (!d.retry) {
@@ -297,6 +312,7 @@ class HttpDispatcherImpl final : public HttpDispatcher {
         }
         if (!timers_.empty()) wait = std::min(wait, timers_.front().due - now);
       }
+      apply_cancels();
       for (Work& w : to_start) start(std::move(w));
       int running = 0;
       curl_multi_perform(multi_, &running);
@@ -314,6 +330,53 @@ class HttpDispatcherImpl final : public HttpDispatcher {
     }
     shutdown();
     loop_thread_id_.store(std::thread::id());  // ids are reused after join
+  }
+
+  // Ends every attempt of the executions cancel() named: waiting retries and
+  // queued work are dropped, transfers in flight aborted (dispatcher thread).
+  void apply_cancels() {
+    std::deque<std::string> ids;
+    std::vector<Work> dropped;
+    {
+      std::lock_guard lock(mu_);
+      if (cancels_.empty()) return;
+      ids.swap(cancels_);
+      std::unordered_set<std::string> set(ids.begin(), ids.end());
+      auto take = [&](std::deque<Work>& q) {
+        for (auto it = q.begin(); it != q.end();) {
+          if (set.count(it->spec.execution_id) != 0) {
+            dropped.push_back(std::move(*it));
+            it = q.erase(it);
+          } else {
+            ++it;
+          }
+        }
+      };
+      take(queue_);
+      take(ready_);
+      for (auto it = timers_.begin(); it != timers_.end();) {
+        if (set.count(it->work.spec.execution_id) != 0) {
+          dropped.push_back(std::move(it->work));
+          it = timers_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      std::make_heap(timers_.begin(), timers_.end(), TimerLater{});
+      for (auto it = transfers_.begin(); it != transfers_.end();) {
+        if (set.count(it->second->work.spec.execution_id) != 0) {
+          curl_multi_remove_handle(multi_, it->first);
+          dropped.push_back(std::move(it->second->work));
+          it = transfers_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      in_flight_.store(transfers_.size());
+    }
+    for (Work& w : dropped) {
+      finish_refused(std::move(w), AttemptKind::kCancelled, "cancelled");
+    }
   }
 
   void start(Work w) {
@@ -530,6 +593,7 @@ class HttpDispatcherImpl final : public HttpDispatcher {
   std::deque<Work> ready_ ABSL_GUARDED_BY(mu_);     // retries whose time came
   std::vector<Timer> timers_ ABSL_GUARDED_BY(mu_);  // heap, TimerLater
   uint64_t timer_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  std::deque<std::string> cancels_ ABSL_GUARDED_BY(mu_);  // execution ids to cancel
 
   std::atomic<size_t> in_flight_{0};
   std::atomic<size_t> calls_{0};

@@ -80,8 +80,8 @@ class HttpDispatcher {
   static Result<std::unique_ptr<HttpDispatcher>> start(HttpDispatcherOptions options);
   virtual ~HttpDispatcher() = default;  // stops first
 
-  // ONE attempt of `spec` (spec.attempt is its number). The scheduler owns
-  // retries (so retry timing survives a leader change) and decides with
+  // ONE attempt of `spec` (spec.attempt is its number). A caller running its
+  // own retry loop decides with
   // backoff.h's decide_retry.
   virtual void submit(HttpRequestSpec spec, AttemptCallback done) = 0;
 
@@ -92,8 +92,17 @@ class HttpDispatcher {
   // attempts per decide_retry on the dispatcher thread's timer heap.
   // on_attempt gets every attempt's outcome, then on_done the final result.
   // More than max_calls calls alive → refused at once with kOverloaded.
+  // `first_delay` postpones the first attempt (a re-dispatched execution
+  // waits the backoff its lost attempt would have earned).
   virtual void call_with_retries(HttpRequestSpec spec, model::RetryPolicy policy,
-                                 AttemptCallback on_attempt, CallCallback on_done) = 0;
+                                 AttemptCallback on_attempt, CallCallback on_done,
+                                 absl::Duration first_delay = absl::ZeroDuration()) = 0;
+
+  // Stops every attempt of `execution_id`: a transfer in flight is aborted,
+  // a waiting retry or queued attempt is dropped; each ends with kind
+  // kCancelled (never retried). Later submissions are not affected.
+  // Asynchronous: takes effect on the dispatcher thread shortly after.
+  virtual void cancel(std::string execution_id) = 0;
 
   // Aborts what is in flight, fails everything pending with kShutdown, joins
   // the thread. Idempotent. Not from a callback.

@@ -18,6 +18,7 @@ enum class AttemptKind : uint8_t {
   kOverloaded,      // refused locally: the dispatcher's submit queue was full
   kShutdown,        // the dispatcher stopped before the attempt finished
   kInvalidRequest,  // the request cannot be made at all (e.g. unparsable URL)
+  kCancelled,       // HttpDispatcher::cancel() stopped it (never retried)
 };
 
 std::string_view to_string(AttemptKind k);

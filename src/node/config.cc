@@ -7,9 +7,9 @@
 #include <sstream>
 #include <thread>
 
-#include "base/strings.h"
 #include "absl/strings/strip.h"
 #include "base/duration.h"
+#include "base/strings.h"
 
 extern char** environ;
 
@@ -36,7 +36,7 @@ Result<std::string> expand_vars(std::string_view text,
       auto it = env.find(name);
       if (it == env.end()) {
         return Error::validation("config", str_cat("environment variable ", name,
-                                                        " used in the configuration is not set"));
+                                                   " used in the configuration is not set"));
       }
       out += it->second;
       i = end + 1;
@@ -131,7 +131,8 @@ const std::map<std::string, Setter>& setters() {
       {"dispatcher.circuit_breaker.success_threshold",
        unsigned_field(&NodeConfig::breaker_success_threshold,
                       "dispatcher.circuit_breaker.success_threshold")},
-      {"history.max_per_job", unsigned_field(&NodeConfig::history_max_per_job, "history.max_per_job")},
+      {"history.max_per_job",
+       unsigned_field(&NodeConfig::history_max_per_job, "history.max_per_job")},
       {"history.max_age", duration_field(&NodeConfig::history_max_age, "history.max_age")},
       {"logging.level", string_field(&NodeConfig::log_level)},
       {"logging.format", string_field(&NodeConfig::log_format)},
@@ -230,7 +231,8 @@ Status validate(const NodeConfig& c) {
   if (c.auth_type == "none") {
     // SPEC §6: without authentication the API is for this machine only.
     auto colon = c.http_address.rfind(':');
-    std::string host = colon == std::string::npos ? c.http_address : c.http_address.substr(0, colon);
+    std::string host =
+        colon == std::string::npos ? c.http_address : c.http_address.substr(0, colon);
     if (host != "127.0.0.1" && host != "localhost" && host != "[::1]" && host != "::1" &&
         host.rfind("127.", 0) != 0) {
       return Error::validation("server.http.address",
@@ -288,12 +290,9 @@ Result<NodeConfig> load_config(const ConfigFlags& flags,
   }
 
   const std::pair<const std::optional<std::string>*, const char*> kFlagKeys[] = {
-      {&flags.node_id, "cluster.node_id"},
-      {&flags.data_dir, "cluster.data_dir"},
-      {&flags.raft_address, "cluster.raft.address"},
-      {&flags.raft_peers, "cluster.raft.peers"},
-      {&flags.http_address, "server.http.address"},
-      {&flags.log_level, "logging.level"},
+      {&flags.node_id, "cluster.node_id"},           {&flags.data_dir, "cluster.data_dir"},
+      {&flags.raft_address, "cluster.raft.address"}, {&flags.raft_peers, "cluster.raft.peers"},
+      {&flags.http_address, "server.http.address"},  {&flags.log_level, "logging.level"},
   };
   for (const auto& [value, key] : kFlagKeys) {
     if (*value) CHRONOS_RETURN_IF_ERROR(apply_key(c, key, **value));

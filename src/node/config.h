@@ -13,32 +13,33 @@ namespace chronos::node {
 
 // One node's configuration (SPEC §7). Keys follow the Go Chronos YAML.
 struct NodeConfig {
-  std::string node_id = "node-1";                // cluster.node_id
-  std::string data_dir = "./chronos-data";       // cluster.data_dir
-  std::string raft_address = "127.0.0.1:7000";   // cluster.raft.address
-  std::vector<std::string> raft_peers;           // cluster.raft.peers: id@host:port or host:port
+  std::string node_id = "node-1";               // cluster.node_id
+  std::string data_dir = "./chronos-data";      // cluster.data_dir
+  std::string raft_address = "127.0.0.1:7000";  // cluster.raft.address
+  std::vector<std::string> raft_peers;          // cluster.raft.peers: id@host:port or host:port
   absl::Duration heartbeat_timeout = absl::Milliseconds(100);  // cluster.raft.heartbeat_timeout
   absl::Duration election_timeout = absl::Milliseconds(1000);  // cluster.raft.election_timeout
-  unsigned snapshot_threshold = 8192;            // cluster.raft.snapshot_threshold
-  unsigned snapshot_trailing = 2048;             // cluster.raft.snapshot_trailing
-  absl::Duration snapshot_interval = absl::Minutes(30);  // cluster.raft.snapshot_interval
-  std::string http_address = "127.0.0.1:8080";   // server.http.address
-  unsigned http_threads = 0;                     // server.http.threads; 0 = cores
+  unsigned snapshot_threshold = 8192;                          // cluster.raft.snapshot_threshold
+  unsigned snapshot_trailing = 2048;                           // cluster.raft.snapshot_trailing
+  absl::Duration snapshot_interval = absl::Minutes(30);        // cluster.raft.snapshot_interval
+  std::string http_address = "127.0.0.1:8080";                 // server.http.address
+  unsigned http_threads = 0;                                   // server.http.threads; 0 = cores
   model::MissedRunPolicy missed_run_policy = model::MissedRunPolicy::kExecuteOne;
-  absl::Duration tick_interval = absl::Seconds(1);        // scheduler.tick_interval
-  absl::Duration execution_timeout = absl::Minutes(5);    // scheduler.execution_timeout
+  absl::Duration tick_interval = absl::Seconds(1);      // scheduler.tick_interval
+  absl::Duration execution_timeout = absl::Minutes(5);  // scheduler.execution_timeout
   // dispatcher.*
   unsigned max_concurrent_dispatches = 1000;  // dispatcher.concurrency.max_concurrent_jobs
   unsigned breaker_failure_threshold = 5;     // dispatcher.circuit_breaker.failure_threshold
-  absl::Duration breaker_open_duration = absl::Seconds(30);  // dispatcher.circuit_breaker.open_duration
-  unsigned breaker_success_threshold = 2;     // dispatcher.circuit_breaker.success_threshold
+  absl::Duration breaker_open_duration =
+      absl::Seconds(30);                   // dispatcher.circuit_breaker.open_duration
+  unsigned breaker_success_threshold = 2;  // dispatcher.circuit_breaker.success_threshold
   // history.* (SPEC §3 retention)
-  unsigned history_max_per_job = 1000;                  // history.max_per_job
+  unsigned history_max_per_job = 1000;                    // history.max_per_job
   absl::Duration history_max_age = absl::Hours(24 * 30);  // history.max_age
-  absl::Duration late_grace = absl::Seconds(2);         // scheduler.late_grace
-  std::string log_level = "info";                // logging.level
-  std::string log_format = "text";               // logging.format
-  std::string auth_type = "none";                // auth.type
+  absl::Duration late_grace = absl::Seconds(2);           // scheduler.late_grace
+  std::string log_level = "info";                         // logging.level
+  std::string log_format = "text";                        // logging.format
+  std::string auth_type = "none";                         // auth.type
 };
 
 // Command-line values; unset ones do not override.

@@ -3,11 +3,11 @@
 #include <atomic>
 #include <filesystem>
 
-#include "base/strings.h"
 #include "api/api.h"
 #include "api/http_server.h"
 #include "base/clock.h"
 #include "base/metrics.h"
+#include "base/strings.h"
 #include "dispatch/http_dispatcher.h"
 #include "raft/raft_node.h"
 #include "sched/scheduler.h"
@@ -43,12 +43,12 @@ class NodeImpl final : public Node {
     std::error_code ec;
     std::filesystem::create_directories(config.data_dir, ec);
     if (ec) {
-      return Error::validation("cluster.data_dir", str_cat("cannot create ", config.data_dir,
-                                                                ": ", ec.message()));
+      return Error::validation("cluster.data_dir",
+                               str_cat("cannot create ", config.data_dir, ": ", ec.message()));
     }
     CHRONOS_RETURN_IF_ERROR(api::split_host_port(config.raft_address, "cluster.raft.address"));
-    CHRONOS_ASSIGN_OR_RETURN(store_, store::Store::open(
-                                         (std::filesystem::path(config.data_dir) / "store").string()));
+    CHRONOS_ASSIGN_OR_RETURN(
+        store_, store::Store::open((std::filesystem::path(config.data_dir) / "store").string()));
 
     raft::RaftConfig rc;
     rc.id = raft::raft_id_for(config.node_id);

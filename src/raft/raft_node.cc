@@ -112,8 +112,8 @@ std::string_view unframe_entry(const struct raft_buffer& buf) {
 // request (req.data) until its callback fires.
 struct Proposal {
   RaftNodeImpl* node = nullptr;
-  std::string entry;  // encoded batch (proposals only)
-  bool counted = false;  // holds a slot of max_pending_proposals
+  std::string entry;                     // encoded batch (proposals only)
+  bool counted = false;                  // holds a slot of max_pending_proposals
   RaftNode::ProposeCallback propose_cb;  // set for proposals
   RaftNode::BarrierCallback barrier_cb;  // set for barriers
   struct raft_apply apply_req {};
@@ -132,7 +132,8 @@ class RaftNodeImpl final : public RaftNode {
     std::filesystem::create_directories(config_.dir, ec);
     if (ec) {
       return Error{ErrorCode::kUnavailable,
-                   str_cat("cannot create raft dir ", config_.dir, ": ", ec.message()), {}};
+                   str_cat("cannot create raft dir ", config_.dir, ": ", ec.message()),
+                   {}};
     }
     int rv = uv_loop_init(&loop_);
     if (rv != 0) return Error::internal(str_cat("uv_loop_init: ", uv_strerror(rv)));
@@ -169,10 +170,10 @@ class RaftNodeImpl final : public RaftNode {
     if (rv != 0) return raft_error(rv, str_cat("raft_init (", raft_errmsg(&raft_), ")"));
     raft_.data = this;
     raft_open_ = true;
-    raft_set_heartbeat_timeout(&raft_,
-                               static_cast<unsigned>(absl::ToInt64Milliseconds(config_.heartbeat_timeout)));
-    raft_set_election_timeout(&raft_,
-                              static_cast<unsigned>(absl::ToInt64Milliseconds(config_.election_timeout)));
+    raft_set_heartbeat_timeout(
+        &raft_, static_cast<unsigned>(absl::ToInt64Milliseconds(config_.heartbeat_timeout)));
+    raft_set_election_timeout(
+        &raft_, static_cast<unsigned>(absl::ToInt64Milliseconds(config_.election_timeout)));
     raft_set_snapshot_threshold(&raft_, config_.snapshot_threshold);
     raft_set_snapshot_trailing(&raft_, config_.snapshot_trailing);
     raft_set_pre_vote(&raft_, true);
@@ -189,12 +190,12 @@ class RaftNodeImpl final : public RaftNode {
     if (store_->applied_index() > raft_last_index(&raft_)) {
       // The store holds entries the log does not (e.g. raft/ was deleted or
       // replaced): new entries would reuse its indexes and be skipped.
-      return Error{ErrorCode::kUnavailable,
-                   str_cat("the store has applied log index ", store_->applied_index(),
-                           " but the Raft log in ", config_.dir, " ends at ",
-                           raft_last_index(&raft_),
-                           ": the store and raft directories do not belong together"),
-                   {}};
+      return Error{
+          ErrorCode::kUnavailable,
+          str_cat("the store has applied log index ", store_->applied_index(),
+                  " but the Raft log in ", config_.dir, " ends at ", raft_last_index(&raft_),
+                  ": the store and raft directories do not belong together"),
+          {}};
     }
     refresh_status();
     uv_timer_start(&status_timer_, &RaftNodeImpl::on_status_timer, 20, 20);
@@ -306,14 +307,36 @@ class RaftNodeImpl final : public RaftNode {
   }
 
   // raft_close fails in-flight requests (their callbacks run with an error
-  // status), then closes the io. A snapshot being cut on the thread pool
-  // would complete into a closed raft, so closing waits for it.
+  // status), then closes the io. libraft 0.15 crashes when it is closed while
+  // a snapshot is being taken or written (seen as a NULL read inside
+  // raft_close under a stop-during-snapshots test), so closing waits until
+  // no snapshot is in progress: our async work done, no pending snapshot,
+  // no snapshot put in flight. Polled every 5 ms, for at most 10 s.
   void close_raft_when_idle() {
-    if (raft_open_ && closing_ && pending_async_work_ == 0) {
-      raft_open_ = false;
-      raft_close(&raft_, &RaftNodeImpl::on_raft_closed);
+    if (!raft_open_ || !closing_) return;
+    bool snapshotting = pending_async_work_ != 0 || raft_.snapshot.pending.term != 0 ||
+                        raft_.snapshot.put.data != nullptr;
+    if (snapshotting && close_polls_ < kMaxClosePolls) {
+      if (close_polls_++ == 0) {
+        uv_timer_init(&loop_, &close_timer_);
+        close_timer_.data = this;
+        uv_timer_start(
+            &close_timer_,
+            [](uv_timer_t* t) { static_cast<RaftNodeImpl*>(t->data)->close_raft_when_idle(); }, 5,
+            5);
+      }
+      return;
     }
+    if (snapshotting) spdlog::warn("raft: closing while a snapshot is still in progress");
+    if (close_polls_ > 0) {
+      uv_timer_stop(&close_timer_);
+      uv_close(reinterpret_cast<uv_handle_t*>(&close_timer_), nullptr);
+    }
+    raft_open_ = false;
+    raft_close(&raft_, &RaftNodeImpl::on_raft_closed);
   }
+
+  static constexpr int kMaxClosePolls = 2000;  // × 5 ms
 
   static void on_raft_closed(struct raft* r) {
     auto* self = static_cast<RaftNodeImpl*>(r->data);
@@ -473,8 +496,7 @@ class RaftNodeImpl final : public RaftNode {
     // A committed entry that does not decode is a bug or corruption that
     // libraft's checksums did not catch; applying around it would make this
     // node diverge from its peers.
-    CHRONOS_CHECK(batch.ok()) << "undecodable log entry " << index << ": "
-                              << batch.error().message;
+    CHRONOS_CHECK(batch.ok()) << "undecodable log entry " << index << ": " << batch.error().message;
     auto outcome = self->store_->apply(index, *batch);
     CHRONOS_CHECK(outcome.ok()) << "store apply of entry " << index
                                 << " failed: " << outcome.error().message;
@@ -519,8 +541,7 @@ class RaftNodeImpl final : public RaftNode {
     return 0;
   }
 
-  static int fsm_snapshot_finalize(struct raft_fsm*, struct raft_buffer* bufs[],
-                                   unsigned* n_bufs) {
+  static int fsm_snapshot_finalize(struct raft_fsm*, struct raft_buffer* bufs[], unsigned* n_bufs) {
     if (*bufs != nullptr) {
       for (unsigned i = 0; i < *n_bufs; ++i) raft_free((*bufs)[i].base);
       raft_free(*bufs);
@@ -624,8 +645,8 @@ class RaftNodeImpl final : public RaftNode {
     s.last_index = raft_last_index(&raft_);
     for (unsigned i = 0; i < raft_.configuration.n; ++i) {
       const auto& srv = raft_.configuration.servers[i];
-      s.members.push_back({srv.id, srv.address ? srv.address : "",
-                           std::string(member_role(srv.role))});
+      s.members.push_back(
+          {srv.id, srv.address ? srv.address : "", std::string(member_role(srv.role))});
     }
     if (s.role == Role::kLeader) {
       // A new leader may not yet have applied entries of older terms: it
@@ -654,8 +675,8 @@ class RaftNodeImpl final : public RaftNode {
       // a moment, which is not lag).
       s.caught_up = caught_up_term_ == s.term;
     } else {
-      s.caught_up = s.role == Role::kFollower && s.leader_id != 0 &&
-                    s.applied_index >= s.commit_index;
+      s.caught_up =
+          s.role == Role::kFollower && s.leader_id != 0 && s.applied_index >= s.commit_index;
     }
     std::lock_guard lock(status_mu_);
     status_ = std::move(s);
@@ -676,8 +697,10 @@ class RaftNodeImpl final : public RaftNode {
   bool raft_open_ = false;
   bool closing_ = false;
   bool handles_open_ = false;
-  bool wakeup_open_ = false;  // guarded by queue_mu_ once the loop runs
+  bool wakeup_open_ = false;    // guarded by queue_mu_ once the loop runs
   int pending_async_work_ = 0;  // io_async_work items not yet called back
+  uv_timer_t close_timer_{};    // polls close_raft_when_idle during shutdown
+  int close_polls_ = 0;
   uint64_t barrier_term_ = 0;  // term whose leadership barrier was proposed
   std::atomic<bool> thread_started_{false};
   uint64_t caught_up_term_ = 0;

@@ -33,6 +33,7 @@ struct Committed {
   Result<store::ApplyOutcome> outcome = Error::internal("unset");
   std::vector<PendingStart> starts;  // executions to dispatch once committed
   std::vector<std::string> job_ids;  // jobs whose scheduled start was in flight
+  std::vector<std::string> cancels;  // executions the entry cancels (replace)
   // A manual start: its execution (running or skipped) and who waits for it.
   std::optional<model::Execution> manual;
   Scheduler::StartedCallback on_started;
@@ -312,10 +313,13 @@ class SchedulerImpl final : public Scheduler {
     exec.trigger = r.trigger.trigger;
     exec.replay_of = r.trigger.replay_of;
     std::vector<model::Command> commands;
-    if (!decision.cancel.empty()) commands.emplace_back(cancel_command(job->id, decision.cancel, now));
+    Committed c;
+    if (!decision.cancel.empty()) {
+      commands.emplace_back(cancel_command(job->id, decision.cancel, now));
+      c.cancels = decision.cancel;
+    }
     size_t start_index = commands.size();
     commands.emplace_back(model::StartExecutions{{exec}, {}});
-    Committed c;
     if (exec.status == model::ExecutionStatus::kRunning) c.starts.push_back({exec, *job, 0});
     c.manual = exec;
     c.on_started = std::move(r.done);
@@ -336,19 +340,20 @@ class SchedulerImpl final : public Scheduler {
     auto done = std::move(r.done);
     std::string job_id = r.job_id;
     std::string exec_id = r.execution_id;
-    raft_->propose(model::CommandBatch{{std::move(cmd)}},
-                   [this, done = std::move(done), job_id, exec_id](
-                       Result<store::ApplyOutcome> out) {
-                     if (!out.ok()) return done(std::move(out).error());
-                     const auto& res = out->results[0];
-                     if (!res.ok()) return done(res.error());
-                     if (const auto* items = std::get_if<store::ItemResults>(&*res);
-                         items != nullptr && !items->items.empty() && !items->items[0].ok()) {
-                       return done(items->items[0].error());
-                     }
+    raft_->propose(
+        model::CommandBatch{{std::move(cmd)}},
+        [this, done = std::move(done), job_id, exec_id](Result<store::ApplyOutcome> out) {
+          if (!out.ok()) return done(std::move(out).error());
+          const auto& res = out->results[0];
+          if (!res.ok()) return done(res.error());
+          if (const auto* items = std::get_if<store::ItemResults>(&*res);
+              items != nullptr && !items->items.empty() && !items->items[0].ok()) {
+            return done(items->items[0].error());
+          }
+          dispatcher_->cancel(exec_id);
                      notify_waiters({{job_id, exec_id}});
-                     done(store_->get_execution(job_id, exec_id));
-                   });
+          done(store_->get_execution(job_id, exec_id));
+        });
   }
 
   model::FinishExecutions cancel_command(const std::string& job_id,
@@ -393,9 +398,10 @@ class SchedulerImpl final : public Scheduler {
     ++epoch_;
     committed_.clear();
     if (!results_.empty()) {
-      spdlog::warn("scheduler: dropping {} uncommitted result(s) ({}); the next leader "
-                   "re-dispatches them",
-                   results_.size(), why);
+      spdlog::warn(
+          "scheduler: dropping {} uncommitted result(s) ({}); the next leader "
+          "re-dispatches them",
+          results_.size(), why);
     }
     results_.clear();
     spdlog::info("scheduler: inactive ({})", why);
@@ -476,6 +482,7 @@ class SchedulerImpl final : public Scheduler {
     model::CommandBatch extra;  // @at disables, replace cancels
     std::vector<PendingStart> starts;
     std::vector<std::string> job_ids;
+    std::vector<std::string> cancels;
     StartContext ctx;
     ctx.started_at = now;
     ctx.node_id = options_.node_id;
@@ -510,6 +517,7 @@ class SchedulerImpl final : public Scheduler {
       for (auto& a : cmd.schedule) start.schedule.push_back(std::move(a));
       if (!plan.cancel.empty()) {
         extra.commands.emplace_back(cancel_command(job->id, plan.cancel, now));
+        cancels.insert(cancels.end(), plan.cancel.begin(), plan.cancel.end());
       }
       if (plan.disable_job) {
         model::Job disabled = *job;
@@ -537,6 +545,7 @@ class SchedulerImpl final : public Scheduler {
     Committed c;
     c.starts = std::move(starts);
     c.job_ids = std::move(job_ids);
+    c.cancels = std::move(cancels);
     propose(model::CommandBatch{std::move(commands)}, start_index, std::move(c));
   }
 
@@ -593,6 +602,9 @@ class SchedulerImpl final : public Scheduler {
         if (c.on_started) c.on_started(c.outcome.error());
         continue;
       }
+      // The cancels committed: stop their attempts (a request already sent
+      // is aborted; its result would be ignored anyway).
+      for (const auto& id : c.cancels) dispatcher_->cancel(id);
       if (c.outcome->results.empty()) continue;
       const auto& result = c.outcome->results[0];
       if (!result.ok()) {
@@ -639,24 +651,35 @@ class SchedulerImpl final : public Scheduler {
     spec.attempt = exec.attempts + 1;
     spec.timeout = job.timeout;
     int first_attempt = spec.attempt;
+    // A re-dispatched execution (attempts > 0) lost the outcome of its last
+    // attempt with the old leader; it waits the backoff that attempt would
+    // have earned, so a target that was failing is not hit again at once.
+    absl::Duration first_delay = exec.attempts > 0
+                                     ? dispatch::retry_delay(job.retry_policy, exec.attempts, 0.5)
+                                     : absl::ZeroDuration();
     auto shared_exec = std::make_shared<model::Execution>(std::move(exec));
     dispatcher_->call_with_retries(
         std::move(spec), job.retry_policy,
         [this, shared_exec, first_attempt](dispatch::AttemptOutcome o) {
           if (o.attempt == first_attempt && shared_exec->trigger != model::Trigger::kManual) {
-            lag_.with().observe(
-                absl::ToDoubleSeconds(o.started_at - shared_exec->scheduled_time));
+            lag_.with().observe(absl::ToDoubleSeconds(o.started_at - shared_exec->scheduled_time));
           }
           if (o.attempt > 1) retries_.with().inc();
         },
         [this, shared_exec, first_attempt](dispatch::CallResult r) {
           const auto& o = r.last;
-          if (o.kind == dispatch::AttemptKind::kShutdown) return;  // next leader re-dispatches
-          push_result(*shared_exec,
-                      o.success() ? model::ExecutionStatus::kSuccess
-                                  : model::ExecutionStatus::kFailed,
-                      first_attempt - 1 + r.attempts_made, o.status_code, o.response, o.error);
-        });
+          // Shutdown: the next leader re-dispatches. Cancelled: the cancel
+          // already committed the execution's end.
+          if (o.kind == dispatch::AttemptKind::kShutdown ||
+              o.kind == dispatch::AttemptKind::kCancelled) {
+            return;
+          }
+          push_result(
+              *shared_exec,
+              o.success() ? model::ExecutionStatus::kSuccess : model::ExecutionStatus::kFailed,
+              first_attempt - 1 + r.attempts_made, o.status_code, o.response, o.error);
+        },
+        first_delay);
   }
 
   // Any thread (dispatcher callbacks).
@@ -679,9 +702,10 @@ class SchedulerImpl final : public Scheduler {
     r.completed_at = now;
     std::lock_guard lock(mu_);
     if (results_.size() >= options_.max_pending_results) {
-      spdlog::warn("scheduler: result queue full; dropping the result of {} (re-dispatched "
-                   "by the next leader)",
-                   results_.front().execution_id);
+      spdlog::warn(
+          "scheduler: result queue full; dropping the result of {} (re-dispatched "
+          "by the next leader)",
+          results_.front().execution_id);
       results_.pop_front();
     }
     if (results_.empty()) oldest_result_ = now;
@@ -711,9 +735,10 @@ class SchedulerImpl final : public Scheduler {
       raft_->propose(model::CommandBatch{{std::move(fin)}},
                      [this, ids = std::move(ids)](Result<store::ApplyOutcome> r) {
                        if (!r.ok()) {
-                         spdlog::warn("scheduler: {} result(s) not committed ({}); "
-                                      "re-dispatched by the next leader",
-                                      ids.size(), r.error().message);
+                         spdlog::warn(
+                             "scheduler: {} result(s) not committed ({}); "
+                             "re-dispatched by the next leader",
+                             ids.size(), r.error().message);
                          return;
                        }
                        notify_waiters(ids);
@@ -755,7 +780,8 @@ class SchedulerImpl final : public Scheduler {
         batch = {};
       }
     }
-    if (!batch.commands.empty()) raft_->propose(std::move(batch), [](Result<store::ApplyOutcome>) {});
+    if (!batch.commands.empty())
+      raft_->propose(std::move(batch), [](Result<store::ApplyOutcome>) {});
   }
 
   static constexpr size_t kRetentionSweepPerPass = 200;
@@ -826,18 +852,18 @@ class SchedulerImpl final : public Scheduler {
   // Shared state.
   std::mutex mu_;
   std::condition_variable cv_;
-  bool stopping_ = false;                     // guarded by mu_
-  uint64_t epoch_ = 0;                        // guarded by mu_; bumps on every (de)activation
-  std::unordered_set<std::string> dirty_;     // guarded by mu_
-  bool dirty_all_ = false;                    // guarded by mu_
+  bool stopping_ = false;                          // guarded by mu_
+  uint64_t epoch_ = 0;                             // guarded by mu_; bumps on every (de)activation
+  std::unordered_set<std::string> dirty_;          // guarded by mu_
+  bool dirty_all_ = false;                         // guarded by mu_
   std::unordered_set<std::string> retention_due_;  // guarded by mu_
-  std::deque<Committed> committed_;           // guarded by mu_
-  std::deque<model::ExecutionResult> results_;  // guarded by mu_
-  std::deque<Request> requests_;                // guarded by mu_
+  std::deque<Committed> committed_;                // guarded by mu_
+  std::deque<model::ExecutionResult> results_;     // guarded by mu_
+  std::deque<Request> requests_;                   // guarded by mu_
   // execution id → callers of wait_for_result; guarded by mu_
   std::unordered_map<std::string, std::vector<Waiter>> waiters_;
-  size_t waiter_count_ = 0;  // guarded by mu_
-  absl::Time oldest_result_;                  // guarded by mu_
+  size_t waiter_count_ = 0;   // guarded by mu_
+  absl::Time oldest_result_;  // guarded by mu_
 };
 
 }  // namespace
@@ -846,8 +872,8 @@ std::unique_ptr<Scheduler> Scheduler::start(SchedulerOptions options, store::Sto
                                             raft::RaftNode* raft,
                                             dispatch::HttpDispatcher* dispatcher,
                                             const Clock* clock, metrics::Registry* metrics) {
-  auto s = std::make_unique<SchedulerImpl>(std::move(options), store, raft, dispatcher, clock,
-                                           metrics);
+  auto s =
+      std::make_unique<SchedulerImpl>(std::move(options), store, raft, dispatcher, clock, metrics);
   s->start();
   return s;
 }

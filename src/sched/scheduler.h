@@ -63,8 +63,8 @@ class Scheduler {
   virtual ~Scheduler() = default;
   static std::unique_ptr<Scheduler> start(SchedulerOptions options, store::Store* store,
                                           raft::RaftNode* raft,
-                                          dispatch::HttpDispatcher* dispatcher,
-                                          const Clock* clock, metrics::Registry* metrics);
+                                          dispatch::HttpDispatcher* dispatcher, const Clock* clock,
+                                          metrics::Registry* metrics);
 
   // Notes the jobs an applied entry touched (Raft loop thread; cheap).
   virtual void on_applied(const model::CommandBatch& batch) = 0;
@@ -88,8 +88,8 @@ class Scheduler {
   // Calls `done` with the execution once its result is committed here, or
   // with kUnavailable when `timeout` passes first (it is still running) or
   // leadership is lost. At most max_waiters at once (then kUnavailable).
-  virtual void wait_for_result(std::string job_id, std::string execution_id,
-                               absl::Duration timeout, StartedCallback done) = 0;
+  virtual void wait_for_result(std::string job_id, std::string execution_id, absl::Duration timeout,
+                               StartedCallback done) = 0;
 
   // Cancels a running execution: it is finished as kCancelled (a result
   // that arrives later is ignored: the first result wins).

@@ -3,7 +3,6 @@ a node stop (SPEC §3 "Concurrency", "Missed runs"; docs/api.md
 "Executions").
 """
 
-import math
 import time
 import unittest
 
@@ -94,6 +93,41 @@ class ConcurrencyTest(unittest.TestCase):
         time.sleep(0.5)  # let a (wrong) late result be committed if any
         again = ec.get_execution(self, self.node, job["id"], cancelled["id"])
         self.assertEqual(again["status"], "cancelled", repr(again))
+
+    def test_replace_stops_retries_of_the_replaced_run(self):
+        # A replaced run is cancelled (SPEC §3); its retries must stop, or a
+        # failing target gets every replaced run's retries on top.
+        # Own node: a breaker that never opens, so it cannot hide retries.
+        node = ec.start_node(self, config="""
+dispatcher:
+  circuit_breaker:
+    failure_threshold: 100000
+""")
+        rx = new_receiver(self, default=Behaviour(status=503))
+        job = ec.create_job(self, node, schedule="* * * * * *",
+                            concurrency="replace", webhook=ec.webhook(rx),
+                            retry_policy={"max_attempts": 20,
+                                          "initial_interval": "300ms",
+                                          "max_interval": "300ms",
+                                          "multiplier": 1, "jitter": 0})
+        # Three runs started: the first two were replaced.
+        rx.wait_for(lambda rs: len({q.execution_id for q in rs}) >= 3, 15,
+                    "three runs")
+        time.sleep(1.0)  # observation window for retries of replaced runs
+        ec.set_enabled(self, node, job["id"], False)
+        reqs = rx.requests_for(job["id"])
+        first_arrival = {}
+        for q in reqs:
+            first_arrival.setdefault(q.execution_id, q.time)
+        order = sorted(first_arrival, key=first_arrival.get)
+        st = {e["id"]: e["status"] for e in
+              ec.list_executions(self, node, job["id"])}
+        for old, new in zip(order, order[1:]):
+            self.assertEqual(st.get(old), "cancelled", "%s: %r" % (old, st))
+            late = [q for q in reqs if q.execution_id == old and
+                    q.time > first_arrival[new] + 0.1]
+            self.assertEqual(late, [], "replaced run %s still retried after "
+                             "run %s replaced it: %r" % (old, new, late))
 
     def test_allow_runs_overlap(self):
         rx = new_receiver(self, default=Behaviour(delay=3))
@@ -252,6 +286,81 @@ class MissedRunsTest(unittest.TestCase):
         _, _, missed_one, _, _ = self.analyse("execute_one")
         self.assertGreaterEqual(v, len(missed) + len(missed_one) - 1,
                                 "%s; metric %s" % (info, v))
+
+
+@h.require_binary
+class PausedThenResumedTest(unittest.TestCase):
+    """SPEC §3: a paused-then-resumed job's paused period is missed runs;
+    each policy applies on resume (src/sched README: a disabled job consumes
+    nothing)."""
+
+    PAUSE_S = 4.0
+
+    @classmethod
+    def setUpClass(cls):
+        cls.rx = Receiver()
+        cls.addClassCleanup(cls.rx.close)
+        cls.node = ec.start_node(cls, config=MISSED_CONFIG, class_level=True)
+        cls.jobs = {}
+        for policy in ("ignore", "execute_one", "execute_all"):
+            r = cls.node.api("POST", "/api/v1/jobs", {
+                "name": ec.unique("paused-" + policy.replace("_", "-")),
+                "schedule": "* * * * * *", "concurrency": "allow",
+                "missed_run_policy": policy, "catchup_window": "1h",
+                "webhook": {"url": cls.rx.url()},
+                "retry_policy": dict(ec.NO_RETRY)})
+            assert r.status == 201, r
+            cls.jobs[policy] = r.json["data"]
+        for job in cls.jobs.values():
+            cls.rx.wait_count(2, 20, job["id"])
+        cls.pause_time = time.time()
+        for job in cls.jobs.values():
+            ec.set_enabled(_Checker(), cls.node, job["id"], False)
+        time.sleep(cls.PAUSE_S)  # the pause being tested
+        cls.resume_time = time.time()
+        for job in cls.jobs.values():
+            ec.set_enabled(_Checker(), cls.node, job["id"], True)
+        for job in cls.jobs.values():
+            cls.rx.wait_for(lambda rs, j=job: [
+                r for r in rs if r.job_id == j["id"] and
+                ec.parse_time(r.scheduled_time) >= cls.resume_time + 1],
+                20, "on-time runs after resume of %s" % job["name"])
+        for job in cls.jobs.values():
+            ec.set_enabled(_Checker(), cls.node, job["id"], False)
+
+    def analyse(self, policy):
+        job = self.jobs[policy]
+        ex = ec.wait_all_finished(self, self.node, job["id"])
+        sched = [ec.parse_time(e["scheduled_time"]) for e in ex
+                 if e["trigger"] == "schedule"]
+        before = [t for t in sched if t <= self.pause_time]
+        after = [t for t in sched if t > self.pause_time]
+        self.assertTrue(before and after, "%s: %r" % (policy, ex))
+        last, first = max(before), min(after)
+        missed = list(range(int(last) + 1, int(first)))
+        catchup = [e for e in ex if e["trigger"] == "catchup"]
+        info = ("%s: paused %s..%s, last before %s, first after %s, missed "
+                "%d, catch-ups %r" % (
+                    policy, ec.format_time(self.pause_time),
+                    ec.format_time(self.resume_time), ec.format_time(last),
+                    ec.format_time(first), len(missed),
+                    [e["scheduled_time"] for e in catchup]))
+        self.assertGreaterEqual(len(missed), int(self.PAUSE_S) - 1, info)
+        return missed, catchup, info
+
+    def test_ignore_on_resume(self):
+        _, catchup, info = self.analyse("ignore")
+        self.assertEqual(catchup, [], info)
+
+    def test_execute_one_on_resume(self):
+        missed, catchup, info = self.analyse("execute_one")
+        self.assertEqual([ec.parse_time(e["scheduled_time"]) for e in catchup],
+                         [missed[-1]], info)
+
+    def test_execute_all_on_resume(self):
+        missed, catchup, info = self.analyse("execute_all")
+        self.assertEqual(sorted(ec.parse_time(e["scheduled_time"])
+                                for e in catchup), missed, info)
 
 
 def _Checker():

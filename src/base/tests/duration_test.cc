@@ -36,10 +36,14 @@ TEST(Duration, FormatsCanonically) {
   EXPECT_EQ(format_duration(absl::Minutes(5)), "5m");
   EXPECT_EQ(format_duration(absl::Hours(24)), "1d");
   EXPECT_EQ(format_duration(absl::Minutes(1) + absl::Milliseconds(1)), "1m0.001s");
+  EXPECT_EQ(format_duration(absl::Nanoseconds(2169829)), "2.169829ms");
+  EXPECT_EQ(format_duration(absl::Nanoseconds(1500)), "1.5us");
+  EXPECT_EQ(format_duration(absl::Nanoseconds(3)), "3ns");
 }
 
 TEST(Duration, RoundTrips) {
-  for (const char* s : {"1d2h3m4.5s", "500ms", "1m30s", "24h", "1ms", "7us", "3ns", "59.999s"}) {
+  for (const char* s : {"1d2h3m4.5s", "500ms", "1m30s", "24h", "1ms", "7us", "3ns", "59.999s",
+                        "2.169829ms", "1.5us"}) {
     auto d = parse_duration(s);
     ASSERT_TRUE(d.ok()) << s;
     EXPECT_EQ(*parse_duration(format_duration(*d)), *d) << s;

@@ -276,6 +276,52 @@ TEST(HttpDispatcher, RetriesServerErrorsWithGrowingGapsAndOneIdempotencyKey) {
   EXPECT_GT(gap2, gap1);
 }
 
+TEST(HttpDispatcher, CancelDuringBackoffStopsTheRetries) {
+  TestReceiver r;
+  r.set_default({.status = 503});
+  auto d = make_dispatcher();
+  auto policy = fast_policy(5);
+  policy.initial_interval = absl::Seconds(1);
+  Collector c;
+  d->call_with_retries(make_spec(r.url()), policy, c.attempt_cb(), c.done_cb());
+  ASSERT_TRUE(c.wait_attempts(1));
+  d->cancel(kExecutionId);
+  ASSERT_TRUE(c.wait_done());
+  EXPECT_EQ(c.done().last.kind, AttemptKind::kCancelled);
+  EXPECT_EQ(c.done_calls(), 1);
+  EXPECT_EQ(r.request_count(), 1u);
+}
+
+TEST(HttpDispatcher, CancelAbortsTheTransferInFlight) {
+  TestReceiver r;
+  r.script({{.hang = true}});
+  auto d = make_dispatcher();
+  auto spec = make_spec(r.url());
+  spec.timeout = absl::Seconds(30);
+  Collector c;
+  d->call_with_retries(spec, fast_policy(3), c.attempt_cb(), c.done_cb());
+  ASSERT_TRUE(eventually([&] { return r.request_count() == 1; }));
+  d->cancel(kExecutionId);
+  ASSERT_TRUE(c.wait_done());
+  EXPECT_EQ(c.done().last.kind, AttemptKind::kCancelled);
+  EXPECT_EQ(c.done().attempts_made, 1);
+  EXPECT_EQ(d->stats().in_flight, 0u);
+}
+
+TEST(HttpDispatcher, FirstDelayPostponesTheFirstAttempt) {
+  TestReceiver r;
+  auto d = make_dispatcher();
+  Collector c;
+  auto sent = Steady::now();
+  d->call_with_retries(make_spec(r.url()), fast_policy(1), c.attempt_cb(), c.done_cb(),
+                       absl::Milliseconds(400));
+  ASSERT_TRUE(c.wait_done());
+  EXPECT_TRUE(c.done().last.success());
+  auto reqs = r.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_GE(absl::FromChrono(reqs[0].received_at - sent), absl::Milliseconds(400));
+}
+
 TEST(HttpDispatcher, DoesNotRetryNotFound) {
   TestReceiver r;
   r.set_default({.status = 404});

@@ -1,16 +1,20 @@
 #include "raft/raft_node.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <condition_variable>
 #include <filesystem>
 #include <future>
-#include <condition_variable>
 #include <mutex>
 #include <random>
 
 #include "absl/time/clock.h"
-#include "base/strings.h"
 #include "base/ids.h"
+#include "base/strings.h"
 #include "model/job.h"
 
 namespace chronos::raft {
@@ -35,11 +39,19 @@ class TempDir {
   fs::path path_;
 };
 
+// A port that was free on 127.0.0.1 a moment ago: bind port 0, read, close.
 int free_port() {
-  // Ports in a high range picked at random; libraft binds at start and a
-  // clash surfaces as a start error, so try a few.
-  static std::mt19937 rng(std::random_device{}());
-  return std::uniform_int_distribution<int>(30000, 45000)(rng);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  CHRONOS_CHECK(fd >= 0) << "socket";
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  CHRONOS_CHECK(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) << "bind";
+  socklen_t len = sizeof(addr);
+  CHRONOS_CHECK(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) << "getsockname";
+  close(fd);
+  return ntohs(addr.sin_port);
 }
 
 model::Job make_job(std::string name) {
@@ -88,7 +100,8 @@ bool wait_caught_up(RaftNode& raft, absl::Duration timeout = absl::Seconds(30)) 
 Result<store::ApplyOutcome> propose_sync(RaftNode& raft, model::CommandBatch batch) {
   std::promise<Result<store::ApplyOutcome>> done;
   auto fut = done.get_future();
-  raft.propose(std::move(batch), [&done](Result<store::ApplyOutcome> r) { done.set_value(std::move(r)); });
+  raft.propose(std::move(batch),
+               [&done](Result<store::ApplyOutcome> r) { done.set_value(std::move(r)); });
   if (fut.wait_for(std::chrono::seconds(30)) != std::future_status::ready) {
     return Error::internal("proposal timed out");
   }
