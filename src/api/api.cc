@@ -145,25 +145,63 @@ Result<int64_t> parse_positive_int(std::string_view text, std::string_view field
   return v;
 }
 
-// The route template of a path, for metric labels (bounded: ids become
-// {id}); unknown paths are "other".
+// The route template of a path, for metric labels: ids become {id}, {v},
+// {eid}; anything that is not a known route is "other", so label values
+// stay a small fixed set whatever clients send.
 std::string route_label(std::string_view path) {
   if (path == "/health" || path == "/ready" || path == "/metrics") return std::string(path);
   if (path.substr(0, kApiPrefix.size()) != kApiPrefix) return "other";
   auto seg = split_skip_empty(path.substr(kApiPrefix.size()), '/');
-  std::string out(kApiPrefix);
-  for (size_t i = 0; i < seg.size() && i < 4; ++i) {
-    bool variable = seg[0] == "jobs" && (i == 1 || i == 3);
-    out += "/";
-    out += variable ? std::string_view("{id}") : seg[i];
+  auto is = [&](size_t i, std::initializer_list<std::string_view> names) {
+    if (i >= seg.size()) return false;
+    for (auto n : names) {
+      if (seg[i] == n) return true;
+    }
+    return false;
+  };
+  const std::string p(kApiPrefix);
+  if (seg.size() == 2 &&
+      ((is(0, {"schedules"}) && is(1, {"validate"})) || (is(0, {"webhooks"}) && is(1, {"test"})) ||
+       (is(0, {"cluster"}) && is(1, {"status"})))) {
+    return str_cat(p, "/", seg[0], "/", seg[1]);
   }
-  if (seg.size() > 4) return "other";
-  if (!seg.empty() && seg[0] != "jobs" && seg[0] != "schedules" && seg[0] != "cluster") {
-    return "other";
+  if (seg.size() == 1 && is(0, {"jobs", "executions"})) return str_cat(p, "/", seg[0]);
+  if (seg.empty() || !is(0, {"jobs"})) return "other";
+  if (seg.size() == 2) return p + "/jobs/{id}";
+  if (seg.size() == 3 &&
+      is(2, {"enable", "disable", "pause", "resume", "versions", "trigger", "executions"})) {
+    return str_cat(p, "/jobs/{id}/", seg[2]);
   }
-  if (seg.size() >= 4 && seg[0] == "jobs")
-    out.replace(out.rfind('/') + 1, std::string::npos, "{v}");
-  return out;
+  if (seg.size() == 4 && is(2, {"versions", "rollback"}))
+    return str_cat(p, "/jobs/{id}/", seg[2], "/{v}");
+  if (seg.size() == 4 && is(2, {"executions"})) return p + "/jobs/{id}/executions/{eid}";
+  if (seg.size() == 5 && is(2, {"executions"}) && is(4, {"replay", "cancel"})) {
+    return str_cat(p, "/jobs/{id}/executions/{eid}/", seg[4]);
+  }
+  return "other";
+}
+
+// The request method as a metric label (a fixed set).
+std::string method_label(std::string_view m) {
+  for (std::string_view known : {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}) {
+    if (m == known) return std::string(known);
+  }
+  return "OTHER";
+}
+
+// Refuses query parameters a route does not know (docs/api.md).
+Status check_query(const HttpRequest& req, std::initializer_list<std::string_view> known) {
+  for (const auto& [k, v] : req.query) {
+    bool ok = false;
+    for (auto n : known) ok = ok || k == n;
+    if (!ok) {
+      std::string list;
+      for (auto n : known) list = list.empty() ? std::string(n) : str_cat(list, ", ", n);
+      return Error::validation(k,
+                               str_cat("unknown query parameter \"", k, "\" (known: ", list, ")"));
+    }
+  }
+  return ok_status();
 }
 
 }  // namespace
@@ -721,6 +759,10 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
   }
 
   void start_run(const HttpRequest& req, sched::Scheduler::TriggerRequest tr, Responder respond) {
+    if (auto st = check_query(req, {"force", "wait", "timeout", "namespace", "consistent"});
+        !st.ok()) {
+      return respond(fail(st.error()));
+    }
     auto force = bool_param(req, "force");
     if (!force.ok()) return respond(fail(force.error()));
     auto wait = bool_param(req, "wait");
@@ -763,6 +805,7 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
 
   void cancel_execution(const HttpRequest& req, const std::string& id, const std::string& eid,
                         Responder respond) {
+    if (auto st = check_query(req, {"namespace"}); !st.ok()) return respond(fail(st.error()));
     auto job = resolve_job(req, id);
     if (!job.ok()) return respond(fail(job.error()));
     auto self = shared_from_this();
@@ -777,6 +820,9 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
 
   void get_execution(const HttpRequest& req, const std::string& id, const std::string& eid,
                      Responder respond) {
+    if (auto st = check_query(req, {"namespace", "consistent"}); !st.ok()) {
+      return respond(fail(st.error()));
+    }
     auto job = resolve_job(req, id);
     if (!job.ok()) return respond(fail(job.error()));
     auto exec = store->get_execution(job->id, eid);
@@ -1092,7 +1138,7 @@ void Api::set_executor(Executor executor) { impl_->post = std::move(executor); }
 
 void Api::handle(HttpRequest request, Responder respond) {
   // Every response is counted by method, route template and status.
-  std::string method = request.method;
+  std::string method = method_label(request.method);
   std::string route = route_label(request.path);
   absl::Duration start = impl_->clock->monotonic();
   auto impl = impl_;

@@ -136,4 +136,11 @@ std::vector<BreakerInfo> CircuitBreaker::snapshot() const {
   return out;
 }
 
+void CircuitBreaker::release_probe(std::string_view key) {
+  std::lock_guard lock(mu_);
+  auto it = entries_.find(std::string(key));
+  if (it == entries_.end()) return;
+  if (it->second.state == BreakerState::kHalfOpen) it->second.probe_in_flight = false;
+}
+
 }  // namespace chronos::dispatch

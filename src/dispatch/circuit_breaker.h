@@ -60,6 +60,10 @@ class CircuitBreaker {
   // Feeds the result of an allowed call: success = the endpoint answered
   // (see backoff.h is_endpoint_failure).
   void record(std::string_view key, bool success, absl::Time now);
+  // An allowed call ended without a result (cancelled, shutdown): in
+  // half-open state the next call may probe at once instead of waiting out
+  // open_duration. No effect in other states.
+  void release_probe(std::string_view key);
 
   // Every remembered endpoint, sorted by key.
   std::vector<BreakerInfo> snapshot() const;

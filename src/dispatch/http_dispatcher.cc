@@ -191,7 +191,12 @@ class HttpDispatcherImpl final : public HttpDispatcher {
   void cancel(std::string execution_id) override {
     {
       std::lock_guard lock(mu_);
-      if (stopping_ || cancels_.size() >= options_.max_queued) return;
+      if (stopping_) return;
+      if (cancels_.size() >= options_.max_queued) {
+        spdlog::warn("dispatch: too many cancels pending; execution {} is not cancelled here",
+                     execution_id);
+        return;
+      }
       cancels_.push_back(std::move(execution_id));
     }
     curl_multi_wakeup(multi_);
@@ -291,6 +296,9 @@ class HttpDispatcherImpl final : public HttpDispatcher {
     std::vector<Work> to_start;
     while (true) {
       to_start.clear();
+      // Before anything is taken off the queues: a cancelled attempt must
+      // not be started.
+      apply_cancels();
       absl::Duration wait = absl::Seconds(1);
       {
         std::lock_guard lock(mu_);
@@ -312,7 +320,6 @@ class HttpDispatcherImpl final : public HttpDispatcher {
         }
         if (!timers_.empty()) wait = std::min(wait, timers_.front().due - now);
       }
-      apply_cancels();
       for (Work& w : to_start) start(std::move(w));
       int running = 0;
       curl_multi_perform(multi_, &running);
@@ -366,6 +373,7 @@ class HttpDispatcherImpl final : public HttpDispatcher {
       for (auto it = transfers_.begin(); it != transfers_.end();) {
         if (set.count(it->second->work.spec.execution_id) != 0) {
           curl_multi_remove_handle(multi_, it->first);
+          breaker_.release_probe(it->second->key);
           dropped.push_back(std::move(it->second->work));
           it = transfers_.erase(it);
         } else {

@@ -285,8 +285,12 @@ Result<Command> decode_command(Tag tag, const Json& j) {
       CHRONOS_RETURN_IF_ERROR(internal::check_object(j, {}));
       return Command(Noop{});
     case Tag::kStartExecutions: {
-      CHRONOS_RETURN_IF_ERROR(internal::check_object(j, {"executions", "schedule"}));
+      CHRONOS_RETURN_IF_ERROR(internal::check_object(j, {"executions", "schedule", "force"}));
       StartExecutions start;
+      if (j.contains("force")) {
+        if (!j["force"].is_boolean()) return Error::internal("corrupt command batch: force");
+        start.force = j["force"].get<bool>();
+      }
       CHRONOS_ASSIGN_OR_RETURN(start.executions,
                                array_field<Execution>(j, "executions", [](const Json& v) {
                                  return execution_from_internal_json(v);
@@ -367,6 +371,7 @@ std::string encode_batch(const CommandBatch& batch) {
             }
             j["executions"] = std::move(executions);
             j["schedule"] = std::move(schedule);
+            if (c.force) j["force"] = true;  // absent = false (older entries)
           } else if constexpr (std::is_same_v<T, FinishExecutions>) {
             tag = Tag::kFinishExecutions;
             Json results = Json::array();

@@ -62,6 +62,11 @@ struct ScheduleAdvance {
 struct StartExecutions {
   std::vector<Execution> executions;
   std::vector<ScheduleAdvance> schedule;
+  // concurrency: forbid is enforced at apply against the running set of that
+  // moment: a start that finds one running is stored `skipped` and its item
+  // fails with kConflict. `force` (a manual ?force=true) exempts the whole
+  // command.
+  bool force = false;
   bool operator==(const StartExecutions&) const = default;
 };
 

@@ -44,6 +44,7 @@ struct Waiter {
   std::string job_id;
   absl::Time deadline;
   Scheduler::StartedCallback done;
+  uint64_t seq = 0;  // identifies it for a registration-time check
 };
 
 // A trigger or cancel request queued for the scheduler thread.
@@ -85,6 +86,19 @@ class SchedulerImpl final : public Scheduler {
   }
 
   void on_applied(const model::CommandBatch& batch) override {
+    std::vector<std::pair<std::string, std::string>> finished;
+    for (const auto& cmd : batch.commands) {
+      if (const auto* fin = std::get_if<model::FinishExecutions>(&cmd)) {
+        for (const auto& r : fin->results) finished.emplace_back(r.job_id, r.execution_id);
+      }
+    }
+    mark_dirty(batch);
+    // Every committed end wakes its waiters: results, cancels, replaces,
+    // whichever node proposed them.
+    if (!finished.empty()) notify_waiters(finished);
+  }
+
+  void mark_dirty(const model::CommandBatch& batch) {
     std::lock_guard lock(mu_);
     auto mark = [this](const std::string& id) {
       if (dirty_all_) return;
@@ -131,17 +145,42 @@ class SchedulerImpl final : public Scheduler {
 
   void wait_for_result(std::string job_id, std::string execution_id, absl::Duration timeout,
                        StartedCallback done) override {
+    uint64_t seq = 0;
     {
       std::lock_guard lock(mu_);
       if (!stopping_ && waiter_count_ < options_.max_waiters) {
         ++waiter_count_;
+        seq = ++waiter_seq_;
         waiters_[execution_id].push_back(
-            Waiter{std::move(job_id), clock_->now() + timeout, std::move(done)});
+            Waiter{job_id, clock_->now() + timeout, std::move(done), seq});
         cv_.notify_one();
-        return;
       }
     }
-    done(Error{ErrorCode::kUnavailable, "too many waiters; poll the execution instead", {}});
+    if (seq == 0) {
+      done(Error{ErrorCode::kUnavailable, "too many waiters; poll the execution instead", {}});
+      return;
+    }
+    // The result may have committed before the waiter was registered: check
+    // once now. Whoever removes the waiter (this check or a commit) calls it.
+    auto exec = store_->get_execution(job_id, execution_id);
+    if (!exec.ok() || !model::is_terminal(exec->status)) return;
+    StartedCallback ready;
+    {
+      std::lock_guard lock(mu_);
+      auto it = waiters_.find(execution_id);
+      if (it == waiters_.end()) return;
+      auto& ws = it->second;
+      for (auto w = ws.begin(); w != ws.end(); ++w) {
+        if (w->seq == seq) {
+          ready = std::move(w->done);
+          ws.erase(w);
+          --waiter_count_;
+          break;
+        }
+      }
+      if (ws.empty()) waiters_.erase(it);
+    }
+    if (ready) ready(std::move(exec));
   }
 
   void stop() override {
@@ -319,7 +358,9 @@ class SchedulerImpl final : public Scheduler {
       c.cancels = decision.cancel;
     }
     size_t start_index = commands.size();
-    commands.emplace_back(model::StartExecutions{{exec}, {}});
+    model::StartExecutions start{{exec}, {}};
+    start.force = r.trigger.force;
+    commands.emplace_back(std::move(start));
     if (exec.status == model::ExecutionStatus::kRunning) c.starts.push_back({exec, *job, 0});
     c.manual = exec;
     c.on_started = std::move(r.done);
@@ -344,6 +385,7 @@ class SchedulerImpl final : public Scheduler {
         model::CommandBatch{{std::move(cmd)}},
         [this, done = std::move(done), job_id, exec_id](Result<store::ApplyOutcome> out) {
           if (!out.ok()) return done(std::move(out).error());
+          if (out->results.empty()) return done(Error::internal("cancel entry has no result"));
           const auto& res = out->results[0];
           if (!res.ok()) return done(res.error());
           if (const auto* items = std::get_if<store::ItemResults>(&*res);
@@ -351,7 +393,6 @@ class SchedulerImpl final : public Scheduler {
             return done(items->items[0].error());
           }
           dispatcher_->cancel(exec_id);
-                     notify_waiters({{job_id, exec_id}});
           done(store_->get_execution(job_id, exec_id));
         });
   }
@@ -394,9 +435,16 @@ class SchedulerImpl final : public Scheduler {
     active_ = false;
     queue_.clear();
     jobs_.clear();
+    std::deque<Committed> orphans;
+    {
+      std::lock_guard lock(mu_);
+      orphans.swap(committed_);
+    }
+    for (auto& c : orphans) {
+      if (c.on_started) c.on_started(Error{ErrorCode::kNoLeader, "leadership changed", {}});
+    }
     std::lock_guard lock(mu_);
     ++epoch_;
-    committed_.clear();
     if (!results_.empty()) {
       spdlog::warn(
           "scheduler: dropping {} uncommitted result(s) ({}); the next leader "
@@ -476,6 +524,11 @@ class SchedulerImpl final : public Scheduler {
   // ---- starting runs ----
 
   void schedule_due(absl::Time now) {
+    {
+      // Backpressure: results that cannot be committed stop new starts.
+      std::lock_guard lock(mu_);
+      if (results_.size() >= options_.max_pending_results / 2) return;
+    }
     auto due = queue_.pop_due(now + options_.plan.lookahead, options_.max_batch);
     if (due.empty()) return;
     model::StartExecutions start;
@@ -566,9 +619,18 @@ class SchedulerImpl final : public Scheduler {
         r->results.push_back(std::move(item));
       }
       shared->outcome = std::move(r);
-      std::lock_guard lock(mu_);
-      committed_.push_back(std::move(*shared));
-      cv_.notify_one();
+      Scheduler::StartedCallback orphan;
+      {
+        std::lock_guard lock(mu_);
+        if (!stopping_) {
+          committed_.push_back(std::move(*shared));
+          cv_.notify_one();
+          return;
+        }
+        orphan = std::move(shared->on_started);
+      }
+      // The scheduler thread is gone: answer a waiting trigger here.
+      if (orphan) orphan(Error{ErrorCode::kUnavailable, "node is shutting down", {}});
     });
   }
 
@@ -616,7 +678,13 @@ class SchedulerImpl final : public Scheduler {
       if (items == nullptr) continue;
       if (c.on_started) {
         if (!items->items.empty() && !items->items[0].ok()) {
-          c.on_started(items->items[0].error());
+          Error e = items->items[0].error();
+          if (e.code == ErrorCode::kConflict) {
+            // Lost a race for the concurrency slot at apply: recorded skipped.
+            e.message = str_cat(e.message, "; the run was recorded as skipped (execution ",
+                                c.manual->id, "); add ?force=true to run anyway");
+          }
+          c.on_started(std::move(e));
           continue;
         }
         c.on_started(*c.manual);
@@ -636,7 +704,22 @@ class SchedulerImpl final : public Scheduler {
   // ---- dispatch and results ----
 
   void dispatch(model::Execution exec, const model::Job& job) {
+    {
+      std::lock_guard lock(mu_);
+      if (!live_.insert(exec.id).second) return;  // already being dispatched here
+    }
+    // A cancel that committed before this dispatch: nothing to send.
+    if (auto stored = store_->get_execution(exec.job_id, exec.id);
+        stored.ok() && model::is_terminal(stored->status)) {
+      std::lock_guard lock(mu_);
+      live_.erase(exec.id);
+      return;
+    }
     if (!job.webhook) {
+      {
+        std::lock_guard lock(mu_);
+        live_.erase(exec.id);
+      }
       push_result(exec, model::ExecutionStatus::kFailed, exec.attempts, 0, "",
                   str_cat("target type \"", job.dispatch ? job.dispatch->type : "none",
                           "\" is not supported by this version"));
@@ -657,10 +740,16 @@ class SchedulerImpl final : public Scheduler {
     absl::Duration first_delay = exec.attempts > 0
                                      ? dispatch::retry_delay(job.retry_policy, exec.attempts, 0.5)
                                      : absl::ZeroDuration();
+    // Never before the fire time (scheduled time + jitter), whatever the
+    // lookahead that started it or the crash that re-dispatches it.
+    if (exec.trigger == model::Trigger::kSchedule || exec.trigger == model::Trigger::kCatchup) {
+      first_delay = std::max(first_delay, exec.scheduled_time + jitter_offset(job) - clock_->now());
+    }
     auto shared_exec = std::make_shared<model::Execution>(std::move(exec));
     dispatcher_->call_with_retries(
         std::move(spec), job.retry_policy,
         [this, shared_exec, first_attempt](dispatch::AttemptOutcome o) {
+          if (!dispatch::feeds_breaker(o)) return;  // no request was sent
           if (o.attempt == first_attempt && shared_exec->trigger != model::Trigger::kManual) {
             lag_.with().observe(absl::ToDoubleSeconds(o.started_at - shared_exec->scheduled_time));
           }
@@ -668,6 +757,10 @@ class SchedulerImpl final : public Scheduler {
         },
         [this, shared_exec, first_attempt](dispatch::CallResult r) {
           const auto& o = r.last;
+          {
+            std::lock_guard lock(mu_);
+            live_.erase(shared_exec->id);
+          }
           // Shutdown: the next leader re-dispatches. Cancelled: the cancel
           // already committed the execution's end.
           if (o.kind == dispatch::AttemptKind::kShutdown ||
@@ -718,6 +811,7 @@ class SchedulerImpl final : public Scheduler {
     {
       std::lock_guard lock(mu_);
       if (results_.empty()) return;
+      if (now < retry_results_after_) return;
       if (!force && results_.size() < options_.max_batch &&
           now - oldest_result_ < options_.finish_batch_window) {
         return;
@@ -730,18 +824,25 @@ class SchedulerImpl final : public Scheduler {
         fin.results.push_back(std::move(results.front()));
         results.pop_front();
       }
-      std::vector<std::pair<std::string, std::string>> ids;
-      for (const auto& r : fin.results) ids.emplace_back(r.job_id, r.execution_id);
+      uint64_t epoch;
+      {
+        std::lock_guard lock(mu_);
+        epoch = epoch_;
+      }
+      auto copy = std::make_shared<std::vector<model::ExecutionResult>>(fin.results);
       raft_->propose(model::CommandBatch{{std::move(fin)}},
-                     [this, ids = std::move(ids)](Result<store::ApplyOutcome> r) {
-                       if (!r.ok()) {
-                         spdlog::warn(
-                             "scheduler: {} result(s) not committed ({}); "
-                             "re-dispatched by the next leader",
-                             ids.size(), r.error().message);
-                         return;
-                       }
-                       notify_waiters(ids);
+                     [this, copy, epoch](Result<store::ApplyOutcome> r) {
+                       if (r.ok()) return;
+                       // Not committed (e.g. too many proposals pending): try
+                       // again while this leadership lasts; a new leader
+                       // re-dispatches instead.
+                       spdlog::warn("scheduler: {} result(s) not committed ({}); retrying",
+                                    copy->size(), r.error().message);
+                       std::lock_guard lock(mu_);
+                       if (epoch != epoch_ || stopping_) return;
+                       if (results_.empty()) oldest_result_ = clock_->now();
+                       retry_results_after_ = clock_->now() + absl::Milliseconds(100);
+                       for (auto& res : *copy) results_.push_back(std::move(res));
                      });
     }
   }
@@ -803,6 +904,12 @@ class SchedulerImpl final : public Scheduler {
       std::vector<PendingStart> starts;
       for (auto& e : *page) {
         after = e.id;
+        {
+          // Still being dispatched by this process from an earlier term:
+          // its result is proposed in this term anyway.
+          std::lock_guard lock(mu_);
+          if (live_.count(e.id) != 0) continue;
+        }
         auto job = store_->get_job(e.job_id);
         if (!job.ok()) continue;
         // The earlier leader may have made an attempt whose result was never
@@ -862,8 +969,13 @@ class SchedulerImpl final : public Scheduler {
   std::deque<Request> requests_;                   // guarded by mu_
   // execution id → callers of wait_for_result; guarded by mu_
   std::unordered_map<std::string, std::vector<Waiter>> waiters_;
-  size_t waiter_count_ = 0;   // guarded by mu_
-  absl::Time oldest_result_;  // guarded by mu_
+  size_t waiter_count_ = 0;
+  uint64_t waiter_seq_ = 0;                                // guarded by mu_   // guarded by mu_
+  absl::Time oldest_result_;                               // guarded by mu_
+  absl::Time retry_results_after_ = absl::InfinitePast();  // guarded by mu_
+  // Executions this process's dispatcher is working on (any term): a new
+  // term's re-dispatch skips them. guarded by mu_
+  std::unordered_set<std::string> live_;
 };
 
 }  // namespace

@@ -463,7 +463,7 @@ void cap_excerpts(std::string* response, std::string* error) {
 }
 
 // One execution of a StartExecutions. Checks everything before writing.
-Status start_one(ApplyTxn& txn, const model::Execution& e) {
+Status start_one(ApplyTxn& txn, const model::Execution& e, bool force) {
   if (!keys::is_key_segment(e.job_id)) return job_not_found(e.job_id);
   if (!keys::is_key_segment(e.id)) {
     return Error::validation("id", "must be non-empty and must not contain '/'");
@@ -477,7 +477,8 @@ Status start_one(ApplyTxn& txn, const model::Execution& e) {
   if (!storable_time(e.completed_at)) {
     return Error::validation("completed_at", "must be unset or in the years 0001..9999 (UTC)");
   }
-  if (!txn.get(keys::job(e.job_id))) return job_not_found(e.job_id);
+  std::optional<std::string> job_value = txn.get(keys::job(e.job_id));
+  if (!job_value) return job_not_found(e.job_id);
   const std::string key = keys::execution(e.job_id, e.id);
   const std::string marker = keys::running(e.id);
   if (txn.get(key) || txn.get(marker)) {
@@ -485,6 +486,21 @@ Status start_one(ApplyTxn& txn, const model::Execution& e) {
   }
   model::Execution stored = e;
   cap_excerpts(&stored.response, &stored.error);
+  // concurrency: forbid is enforced here, against the running set at apply
+  // time (SPEC §3, "enforced cluster-wide"): two starts planned from the
+  // same stale state cannot both run. The loser is stored `skipped` and its
+  // item reports kConflict so its proposer does not dispatch it.
+  if (!model::is_terminal(stored.status) && !force) {
+    auto job = decode_job(*job_value);
+    if (job.ok() && job->concurrency == model::Concurrency::kForbid &&
+        !txn.get_schedule_state(stored.job_id).running.empty()) {
+      stored.status = model::ExecutionStatus::kSkipped;
+      stored.completed_at = stored.started_at;
+      stored.error = "skipped: another execution of this job is running (concurrency: forbid)";
+      txn.put_execution(stored);
+      return Error{ErrorCode::kConflict, stored.error, "concurrency"};
+    }
+  }
   txn.put_execution(stored);
   if (!model::is_terminal(stored.status)) {
     txn.put(marker, stored.job_id);
@@ -509,7 +525,7 @@ Result<CommandEffect> apply_start(ApplyTxn& txn, const model::StartExecutions& c
   ItemResults results;
   results.items.reserve(cmd.executions.size());
   for (const model::Execution& e : cmd.executions) {
-    results.items.push_back(start_one(txn, e));
+    results.items.push_back(start_one(txn, e, cmd.force));
   }
   for (const model::ScheduleAdvance& advance : cmd.schedule) {
     if (!keys::is_key_segment(advance.job_id) || !txn.get(keys::job(advance.job_id))) continue;

@@ -142,6 +142,30 @@ dispatcher:
                           ("skipped", "cancelled")], repr(ex))
         self.assertTrue(all(e["status"] == "success" for e in ex), repr(ex))
 
+    def test_parallel_manual_triggers_under_forbid_start_exactly_one(self):
+        # Regression: triggers planned from the same state all started;
+        # forbid is now enforced when the start is applied.
+        import threading
+        rx = new_receiver(self)
+        rx.script("/hook", Behaviour(hang=True))
+        job = self.create(rx, schedule=h.YEARLY, concurrency="forbid")
+        statuses = []
+        lock = threading.Lock()
+
+        def one():
+            r = ec.trigger(self.node, job["id"])
+            with lock:
+                statuses.append(r.status)
+        threads = [threading.Thread(target=one) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        self.assertEqual(sorted(statuses), [202] + [409] * 5, statuses)
+        reqs = rx.wait_count(1, 10, job["id"])
+        self.assertEqual(len({r.execution_id for r in reqs}), 1, repr(reqs))
+        rx.release()
+
     def test_manual_trigger_obeys_forbid_unless_forced(self):
         rx = new_receiver(self)
         rx.script("/hook", Behaviour(hang=True))

@@ -70,10 +70,17 @@ std::vector<std::string> ids_of(const std::vector<Execution>& executions) {
 
 class ExecutionStoreTest : public StoreTest {
  protected:
+  // Fixture jobs allow concurrent runs, so tests can hold several running
+  // executions; the concurrency tests below make their own forbid job.
+  static model::Job allowing(model::Job job) {
+    job.concurrency = model::Concurrency::kAllow;
+    return job;
+  }
+
   void SetUp() override {
     StoreTest::SetUp();
-    create(make_job("job-a", "a"));
-    create(make_job("job-b", "b"));
+    create(allowing(make_job("job-a", "a")));
+    create(allowing(make_job("job-b", "b")));
   }
 
   // The per-item statuses of an execution command's effect.
@@ -441,7 +448,7 @@ TEST_F(ExecutionStoreTest, LateResultForDeletedJobIsNotFound) {
 }
 
 TEST_F(ExecutionStoreTest, DeleteJobKeepsExecutionsOfAJobWhoseIdExtendsIt) {
-  create(make_job("job-a-2", "a2"));
+  create(ExecutionStoreTest::allowing(make_job("job-a-2", "a2")));
   start_ok({make_exec("job-a-2", 1)});
   ASSERT_TRUE(apply_one(DeleteJob{"job-a", 0}).ok());
   EXPECT_EQ(get("job-a-2", 1).status, ExecutionStatus::kRunning);
@@ -561,7 +568,7 @@ TEST_F(ExecutionStoreTest, InFlightPagesAfterAnId) {
 // --- for_each_job ---
 
 TEST_F(ExecutionStoreTest, ForEachJobVisitsJobsInIdOrderWithTheirState) {
-  create(make_job("job-0", "zero"));
+  create(allowing(make_job("job-0", "zero")));
   start({make_exec("job-b", 1)}, {ScheduleAdvance{"job-b", kT0}});
   std::vector<std::string> ids;
   std::vector<ScheduleState> states;
@@ -746,6 +753,30 @@ TEST(StoreKeys, ExecutionKeysOfAJobShareItsPrefixOnly) {
   EXPECT_FALSE(keys::execution("a-b", "x").starts_with(keys::executions_prefix("a")));
   EXPECT_EQ(keys::running("x"), "r/x");
   EXPECT_EQ(keys::schedule("a"), "s/a");
+}
+
+TEST_F(ExecutionStoreTest, ForbidSkipsASecondStartAtApplyTime) {
+  create(make_job("job-f", "f"));  // concurrency: forbid (the default)
+  auto items = start({make_exec("job-f", 1), make_exec("job-f", 2)});
+  ASSERT_EQ(items.size(), 2u);
+  EXPECT_TRUE(items[0].ok());
+  ASSERT_FALSE(items[1].ok());
+  EXPECT_EQ(items[1].error().code, ErrorCode::kConflict);
+  auto second = store_->get_execution("job-f", exec_id(2));
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->status, ExecutionStatus::kSkipped);
+  EXPECT_EQ(running_of("job-f"), std::vector<std::string>{exec_id(1)});
+}
+
+TEST_F(ExecutionStoreTest, ForcedStartRunsDespiteForbid) {
+  create(make_job("job-f", "f"));
+  start_ok({make_exec("job-f", 1)});
+  StartExecutions forced{{make_exec("job-f", 2)}, {}};
+  forced.force = true;
+  auto items = items_of(apply_one(forced));
+  ASSERT_EQ(items.size(), 1u);
+  EXPECT_TRUE(items[0].ok());
+  EXPECT_EQ(running_of("job-f").size(), 2u);
 }
 
 }  // namespace
