@@ -22,10 +22,8 @@ inline void str_append_one(std::string& out, const char* s) { out.append(s); }
 inline void str_append_one(std::string& out, const std::string& s) { out.append(s); }
 inline void str_append_one(std::string& out, char c) { out.push_back(c); }
 template <typename T>
-  requires std::is_arithmetic_v<T>
-void str_append_one(std::string& out, T v) {
-  fmt::format_to(std::back_inserter(out), "{}", v);
-}
+requires std::is_arithmetic_v<T>
+void str_append_one(std::string& out, T v) { fmt::format_to(std::back_inserter(out), "{}", v); }
 }  // namespace internal
 
 // Concatenates strings, string views, characters and numbers.
@@ -39,7 +37,7 @@ std::string str_cat(const Args&... args) {
 // Parses a whole decimal integer (optional leading '-' for signed types);
 // false on anything else, including overflow and surrounding spaces.
 template <typename T>
-  requires std::is_integral_v<T>
+requires std::is_integral_v<T>
 bool parse_int(std::string_view s, T* out) {
   if (s.empty()) return false;
   const char* end = s.data() + s.size();
@@ -58,6 +56,26 @@ inline std::vector<std::string_view> split_skip_empty(std::string_view s, char s
     start = end + 1;
   }
   return out;
+}
+
+// ASCII case-insensitive equality (HTTP header names).
+inline bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+// `s` without leading and trailing spaces, tabs, CR and LF.
+inline std::string_view trim_whitespace(std::string_view s) {
+  auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
+  while (!s.empty() && space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && space(s.back())) s.remove_suffix(1);
+  return s;
 }
 
 }  // namespace chronos

@@ -26,22 +26,6 @@ namespace {
 std::once_flag g_curl_once;
 CURLcode g_curl_init_rc = CURLE_OK;
 
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() &&
-         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
-
 std::string cap_error(std::string s) {
   if (s.size() > model::kMaxErrorBytes) s.resize(model::kMaxErrorBytes);
   return s;
@@ -105,8 +89,8 @@ size_t header_cb(char* data, size_t size, size_t nitems, void* user) {
   if (line.starts_with("HTTP/")) {
     t->retry_after.clear();  // a new (possibly final, after 1xx) response
   } else if (size_t colon = line.find(':'); colon != std::string_view::npos) {
-    if (iequals(trim(line.substr(0, colon)), "Retry-After")) {
-      t->retry_after = std::string(trim(line.substr(colon + 1)));
+    if (iequals(trim_whitespace(line.substr(0, colon)), "Retry-After")) {
+      t->retry_after = std::string(trim_whitespace(line.substr(colon + 1)));
     }
   }
   return n;

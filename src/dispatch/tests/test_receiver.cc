@@ -17,20 +17,6 @@ namespace chronos::dispatch::testing {
 
 namespace {
 
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
-    s.remove_suffix(1);
-  return s;
-}
-
 std::string_view reason(int status) {
   switch (status) {
     case 200:
@@ -189,8 +175,8 @@ void TestReceiver::serve(int fd) {
           std::string_view line = head.substr(pos, eol == std::string_view::npos ? eol : eol - pos);
           size_t colon = line.find(':');
           if (colon != std::string_view::npos &&
-              iequals(trim(line.substr(0, colon)), "Content-Length")) {
-            parse_int(trim(line.substr(colon + 1)), &content_length);
+              iequals(trim_whitespace(line.substr(0, colon)), "Content-Length")) {
+            parse_int(trim_whitespace(line.substr(colon + 1)), &content_length);
           }
         }
       }
@@ -219,11 +205,11 @@ void TestReceiver::serve(int fd) {
   std::string_view rest =
       first_eol == std::string_view::npos ? std::string_view() : head.substr(first_eol + 2);
   for (std::string_view line : split_skip_empty(rest, '\n')) {
-    line = trim(line);
+    line = trim_whitespace(line);
     size_t colon = line.find(':');
     if (colon == std::string_view::npos) continue;
-    req.headers.emplace_back(std::string(trim(line.substr(0, colon))),
-                             std::string(trim(line.substr(colon + 1))));
+    req.headers.emplace_back(std::string(trim_whitespace(line.substr(0, colon))),
+                             std::string(trim_whitespace(line.substr(colon + 1))));
   }
   req.body = buf.substr(header_end + 4, content_length);
 
