@@ -248,7 +248,9 @@ class SchedulerImpl final : public Scheduler {
     if (auto earliest = queue_.earliest()) wake = std::min(wake, *earliest - now);
     std::lock_guard lock(mu_);
     if (!results_.empty()) {
-      wake = std::min(wake, oldest_result_ + options_.finish_batch_window - now);
+      absl::Time flush_at =
+          std::max(oldest_result_ + options_.finish_batch_window, retry_results_after_);
+      wake = std::min(wake, flush_at - now);
     }
     return wake;
   }
