@@ -204,6 +204,25 @@ scheduler:
 DOWN_S = 6.0
 
 
+def _start_policy_jobs(cls, prefix):
+    """A node (with MISSED_CONFIG) and one every-second job per missed-run
+    policy, each seen running twice; stored on the test class."""
+    cls.rx = Receiver()
+    cls.addClassCleanup(cls.rx.close)
+    cls.node = ec.start_node(cls, config=MISSED_CONFIG, class_level=True)
+    cls.jobs = {}
+    for policy in ("ignore", "execute_one", "execute_all"):
+        r = cls.node.api("POST", "/api/v1/jobs", {
+            "name": ec.unique(prefix + "-" + policy.replace("_", "-")),
+            "schedule": "* * * * * *", "concurrency": "allow",
+            "missed_run_policy": policy, "catchup_window": "1h",
+            "webhook": {"url": cls.rx.url()},
+            "retry_policy": dict(ec.NO_RETRY)})
+        assert r.status == 201, r
+        cls.jobs[policy] = r.json["data"]
+    for job in cls.jobs.values():
+        cls.rx.wait_count(2, 20, job["id"])
+
 @h.require_binary
 class MissedRunsTest(unittest.TestCase):
     """One scenario for all three policies: three every-second jobs run,
@@ -212,21 +231,7 @@ class MissedRunsTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.rx = Receiver()
-        cls.addClassCleanup(cls.rx.close)
-        cls.node = ec.start_node(cls, config=MISSED_CONFIG, class_level=True)
-        cls.jobs = {}
-        for policy in ("ignore", "execute_one", "execute_all"):
-            r = cls.node.api("POST", "/api/v1/jobs", {
-                "name": ec.unique("missed-" + policy.replace("_", "-")),
-                "schedule": "* * * * * *", "concurrency": "allow",
-                "missed_run_policy": policy, "catchup_window": "1h",
-                "webhook": {"url": cls.rx.url()},
-                "retry_policy": dict(ec.NO_RETRY)})
-            assert r.status == 201, r
-            cls.jobs[policy] = r.json["data"]
-        for job in cls.jobs.values():
-            cls.rx.wait_count(2, 20, job["id"])
+        _start_policy_jobs(cls, "missed")
         cls.stop_time = time.time()
         rc = cls.node.stop()
         cls.stopped_time = time.time()
@@ -322,21 +327,7 @@ class PausedThenResumedTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.rx = Receiver()
-        cls.addClassCleanup(cls.rx.close)
-        cls.node = ec.start_node(cls, config=MISSED_CONFIG, class_level=True)
-        cls.jobs = {}
-        for policy in ("ignore", "execute_one", "execute_all"):
-            r = cls.node.api("POST", "/api/v1/jobs", {
-                "name": ec.unique("paused-" + policy.replace("_", "-")),
-                "schedule": "* * * * * *", "concurrency": "allow",
-                "missed_run_policy": policy, "catchup_window": "1h",
-                "webhook": {"url": cls.rx.url()},
-                "retry_policy": dict(ec.NO_RETRY)})
-            assert r.status == 201, r
-            cls.jobs[policy] = r.json["data"]
-        for job in cls.jobs.values():
-            cls.rx.wait_count(2, 20, job["id"])
+        _start_policy_jobs(cls, "paused")
         cls.pause_time = time.time()
         for job in cls.jobs.values():
             ec.set_enabled(_Checker(), cls.node, job["id"], False)
