@@ -13,6 +13,7 @@
 #include <unordered_set>
 
 #include "base/strings.h"
+#include "raft/entry_framing.h"
 #include "spdlog/spdlog.h"
 
 extern "C" {
@@ -77,36 +78,6 @@ Error raft_error(int rv, std::string_view what) {
 }
 
 class RaftNodeImpl;
-
-// Log entry framing: u32 little-endian payload length, the payload, zero
-// padding to a multiple of 8 bytes. libraft 0.15's segment writer corrupts
-// closed segments when an entry's length is not a multiple of 8 (seen as
-// "entries count ... in preamble is too high" on the next start; upstream
-// canonical/raft#304), so every entry is padded.
-struct raft_buffer frame_entry(const std::string& payload) {
-  struct raft_buffer buf;
-  size_t len = 4 + payload.size();
-  buf.len = (len + 7) / 8 * 8;
-  buf.base = raft_malloc(buf.len);
-  if (buf.base == nullptr) return buf;
-  auto* out = static_cast<uint8_t*>(buf.base);
-  uint32_t n = static_cast<uint32_t>(payload.size());
-  for (int i = 0; i < 4; ++i) out[i] = static_cast<uint8_t>(n >> (8 * i));
-  std::memcpy(out + 4, payload.data(), payload.size());
-  std::memset(out + len, 0, buf.len - len);
-  return buf;
-}
-
-// The payload of a framed entry; an impossible length yields a view that
-// fails to decode (the caller treats that as corruption).
-std::string_view unframe_entry(const struct raft_buffer& buf) {
-  if (buf.len < 4) return {};
-  const auto* in = static_cast<const uint8_t*>(buf.base);
-  uint32_t n = 0;
-  for (int i = 0; i < 4; ++i) n |= static_cast<uint32_t>(in[i]) << (8 * i);
-  if (n > buf.len - 4) return {};
-  return std::string_view(reinterpret_cast<const char*>(in + 4), n);
-}
 
 // One queued proposal or barrier. Owned by the queue, then by libraft's
 // request (req.data) until its callback fires.
