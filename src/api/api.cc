@@ -162,7 +162,7 @@ std::string route_label(std::string_view path) {
   const std::string p(kApiPrefix);
   if (seg.size() == 2 &&
       ((is(0, {"schedules"}) && is(1, {"validate"})) || (is(0, {"webhooks"}) && is(1, {"test"})) ||
-       (is(0, {"cluster"}) && is(1, {"status"})))) {
+       (is(0, {"cluster"}) && is(1, {"status", "nodes", "join", "transfer-leadership", "snapshot", "backup"})))) {
     return str_cat(p, "/", seg[0], "/", seg[1]);
   }
   if (seg.size() == 1 && is(0, {"jobs", "executions"})) return str_cat(p, "/", seg[0]);
@@ -980,6 +980,21 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
                 {"circuit_breakers", circuit_breakers()}};
   }
 
+  // GET /cluster/backup: the store's consistent image (the same bytes a Raft
+  // snapshot carries), read off the I/O thread's hot path only in that it
+  // is one RocksDB snapshot scan.
+  void backup(Responder respond) const {
+    auto image = store->serialize_snapshot();
+    if (!image.ok()) return respond(fail(image.error()));
+    auto index = store::Store::snapshot_applied_index(*image);
+    HttpResponse r;
+    r.content_type = "application/octet-stream";
+    r.headers.emplace_back("X-Chronos-Applied-Index", std::to_string(index.ok() ? *index : 0));
+    r.headers.emplace_back("Content-Disposition", "attachment; filename=\"chronos-backup.bin\"");
+    r.body = std::move(image).value();
+    respond(std::move(r));
+  }
+
   // ---- dispatch ----
 
   void route(HttpRequest req, Responder respond) {
@@ -1111,6 +1126,10 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
     if (seg.size() == 2 && seg[0] == "cluster" && seg[1] == "status") {
       if (m != "GET") return respond(method_not_allowed());
       return respond(ok(cluster_status()));
+    }
+    if (seg.size() == 2 && seg[0] == "cluster" && seg[1] == "backup") {
+      if (m != "GET") return respond(method_not_allowed());
+      return backup(std::move(respond));
     }
     return respond(not_found());
   }
