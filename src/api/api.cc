@@ -165,6 +165,7 @@ std::string route_label(std::string_view path) {
        (is(0, {"cluster"}) && is(1, {"status", "nodes", "join", "transfer-leadership", "snapshot", "backup"})))) {
     return str_cat(p, "/", seg[0], "/", seg[1]);
   }
+  if (seg.size() == 3 && is(0, {"cluster"}) && is(1, {"nodes"})) return p + "/cluster/nodes/{id}";
   if (seg.size() == 1 && is(0, {"jobs", "executions"})) return str_cat(p, "/", seg[0]);
   if (seg.empty() || !is(0, {"jobs"})) return "other";
   if (seg.size() == 2) return p + "/jobs/{id}";
@@ -230,6 +231,7 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
   metrics::Registry* registry = nullptr;
   dispatch::HttpDispatcher* dispatcher = nullptr;
   sched::Scheduler* scheduler = nullptr;
+  Forwarder* forwarder = nullptr;
   metrics::Family<metrics::Counter>& http_requests;
   metrics::Family<metrics::Histogram>& http_duration;
   metrics::Family<metrics::Gauge>& jobs_total;
@@ -947,27 +949,81 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
                        });
   }
 
-  json cluster_status() const {
-    raft::RaftStatus s = raft->status();
+  // ---- cluster ----
+
+  // The Raft configuration joined with the node registry (docs/cluster.md).
+  json cluster_nodes(const raft::RaftStatus& s) const {
+    std::vector<store::MemberRecord> records;
+    if (auto r = store->list_members(); r.ok()) records = std::move(r).value();
+    auto record_of = [&](uint64_t id) -> const store::MemberRecord* {
+      for (const auto& rec : records) {
+        if (rec.raft_id == id) return &rec;
+      }
+      return nullptr;
+    };
     json nodes = json::array();
     for (const auto& m : s.members) {
+      const store::MemberRecord* rec = record_of(m.id);
       bool self_node = m.id == s.id;
-      nodes.push_back({{"id", self_node ? options.node_id : std::to_string(m.id)},
-                       {"raft_id", std::to_string(m.id)},
-                       {"address", m.address},
-                       {"role", m.role},
-                       {"is_leader", m.id == s.leader_id},
-                       {"state", self_node ? std::string(raft::to_string(s.role))
-                                           : (m.id == s.leader_id ? "leader" : "unknown")}});
+      std::string state = self_node ? std::string(raft::to_string(s.role))
+                          : m.id == s.leader_id ? "leader"
+                          : s.role == raft::Role::kLeader && m.reachable.value_or(false)
+                              ? "follower"
+                              : "unknown";
+      nodes.push_back(
+          {{"id", self_node ? options.node_id : rec ? rec->name : std::to_string(m.id)},
+           {"raft_id", std::to_string(m.id)},
+           {"address", m.address},
+           {"raft_address", m.address},
+           {"http_address", self_node ? json(options.http_address)
+                            : rec     ? json(rec->http_address)
+                                      : json(nullptr)},
+           {"role", m.role},
+           {"is_leader", m.id == s.leader_id},
+           {"state", state},
+           {"reachable", m.reachable ? json(*m.reachable) : json(nullptr)},
+           {"last_contact_ms", m.last_contact_ms ? json(*m.last_contact_ms) : json(nullptr)}});
     }
+    return nodes;
+  }
+
+  // A member's name as the registry knows it, else its raft id.
+  std::string member_name(uint64_t raft_id, const raft::RaftStatus& s) const {
+    if (raft_id == s.id) return options.node_id;
+    if (auto r = store->list_members(); r.ok()) {
+      for (const auto& rec : *r) {
+        if (rec.raft_id == raft_id) return rec.name;
+      }
+    }
+    return std::to_string(raft_id);
+  }
+
+  // A member by name (registry or this node's) or by decimal raft id.
+  Result<uint64_t> resolve_member(const std::string& id, const raft::RaftStatus& s) const {
+    if (id == options.node_id) return s.id;
+    if (auto r = store->list_members(); r.ok()) {
+      for (const auto& rec : *r) {
+        if (rec.name == id) return rec.raft_id;
+      }
+    }
+    for (const auto& m : s.members) {
+      if (std::to_string(m.id) == id || m.id == raft::raft_id_for(id)) return m.id;
+    }
+    return Error{ErrorCode::kNotFound, str_cat("no cluster member \"", id, "\""), "id"};
+  }
+
+  json cluster_status() const {
+    raft::RaftStatus s = raft->status();
     json leader = nullptr;
     if (s.leader_id != 0) {
-      leader = {{"id", s.leader_id == s.id ? options.node_id : std::to_string(s.leader_id)},
+      leader = {{"id", member_name(s.leader_id, s)},
+                {"raft_id", std::to_string(s.leader_id)},
                 {"address", s.leader_address}};
     }
     return json{{"node_id", options.node_id},
                 {"raft_id", std::to_string(s.id)},
                 {"address", s.address},
+                {"http_address", options.http_address},
                 {"state", raft::to_string(s.role)},
                 {"leader", leader},
                 {"term", s.term},
@@ -976,8 +1032,210 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
                 {"last_index", s.last_index},
                 {"ready", s.caught_up},
                 {"version", options.version},
-                {"nodes", std::move(nodes)},
+                {"nodes", cluster_nodes(s)},
                 {"circuit_breakers", circuit_breakers()}};
+  }
+
+  // Continues `fn(status)` on an I/O thread after a Raft callback.
+  raft::RaftNode::DoneCallback on_io(std::function<void(Status)> fn) {
+    auto self = shared_from_this();
+    return [self, fn = std::move(fn)](Status st) mutable {
+      self->post([fn = std::move(fn), st = std::move(st)]() mutable { fn(std::move(st)); });
+    };
+  }
+
+  // POST /cluster/join {"id", "raft_address", "http_address"?, "role"?}:
+  // adds the node to the Raft configuration (or re-assigns its role) and
+  // records it in the node registry. Without "role" a new member becomes a
+  // voter and an existing one keeps its role (how nodes re-register).
+  void join(const HttpRequest& req, Responder respond) {
+    auto body = parse_json_object(req.body);
+    if (!body.ok()) return respond(fail(body.error()));
+    for (auto it = body->begin(); it != body->end(); ++it) {
+      if (it.key() != "id" && it.key() != "raft_address" && it.key() != "http_address" &&
+          it.key() != "role") {
+        return respond(fail(Error::validation(
+            it.key(), "unknown field (known: id, raft_address, http_address, role)")));
+      }
+    }
+    auto string_field = [&](const char* name, bool required) -> Result<std::string> {
+      auto it = body->find(name);
+      if (it == body->end() || it->is_null()) {
+        if (required) return Error::validation(name, "is required");
+        return std::string();
+      }
+      if (!it->is_string() || it->get<std::string>().empty()) {
+        return Error::validation(name, "must be a non-empty string");
+      }
+      return it->get<std::string>();
+    };
+    auto name = string_field("id", true);
+    if (!name.ok()) return respond(fail(name.error()));
+    if (name->size() > 128 || name->find('/') != std::string::npos) {
+      return respond(fail(Error::validation("id", "must be at most 128 characters without '/'")));
+    }
+    auto raft_address = string_field("raft_address", true);
+    if (!raft_address.ok()) return respond(fail(raft_address.error()));
+    if (auto hp = split_host_port(*raft_address, "raft_address"); !hp.ok()) {
+      return respond(fail(hp.error()));
+    }
+    auto http_address = string_field("http_address", false);
+    if (!http_address.ok()) return respond(fail(http_address.error()));
+    if (!http_address->empty()) {
+      if (auto hp = split_host_port(*http_address, "http_address"); !hp.ok()) {
+        return respond(fail(hp.error()));
+      }
+    }
+    auto role_s = string_field("role", false);
+    if (!role_s.ok()) return respond(fail(role_s.error()));
+
+    raft::RaftStatus s = raft->status();
+    uint64_t raft_id = raft::raft_id_for(*name);
+    raft::MemberRole role = raft::MemberRole::kVoter;
+    if (!role_s->empty()) {
+      auto parsed = raft::parse_member_role(*role_s);
+      if (!parsed) return respond(fail(Error::validation("role", "must be voter, standby or spare")));
+      role = *parsed;
+    } else {
+      for (const auto& m : s.members) {
+        if (m.id == raft_id) role = raft::parse_member_role(m.role).value_or(role);
+      }
+    }
+    if (http_address->empty()) {
+      // Keep what the registry has (a re-join without it).
+      if (auto r = store->list_members(); r.ok()) {
+        for (const auto& rec : *r) {
+          if (rec.raft_id == raft_id) *http_address = rec.http_address;
+        }
+      }
+    }
+    auto self = shared_from_this();
+    model::PutMember record{raft_id, *name, *raft_address, *http_address};
+    raft->add_member(
+        raft_id, *raft_address, role,
+        on_io([self, record, role, respond = std::move(respond)](Status st) mutable {
+          if (!st.ok()) return respond(fail(st.error()));
+          self->propose_one(record, [record, role, respond = std::move(respond)](
+                                        Result<store::CommandEffect> r) {
+            if (!r.ok()) return respond(fail(r.error()));
+            respond(ok(json{{"id", record.name},
+                            {"raft_id", std::to_string(record.raft_id)},
+                            {"raft_address", record.raft_address},
+                            {"http_address", record.http_address},
+                            {"role", raft::to_string(role)}}));
+          });
+        }));
+  }
+
+  void remove_node(const std::string& id, Responder respond) {
+    raft::RaftStatus s = raft->status();
+    auto raft_id = resolve_member(id, s);
+    if (!raft_id.ok()) return respond(fail(raft_id.error()));
+    std::string name = member_name(*raft_id, s);
+    auto self = shared_from_this();
+    raft->remove_member(
+        *raft_id, on_io([self, raft_id = *raft_id, name, respond = std::move(respond)](
+                            Status st) mutable {
+          if (!st.ok()) return respond(fail(st.error()));
+          self->propose_one(model::PutMember{raft_id, "", "", ""},
+                            [name, raft_id, respond = std::move(respond)](
+                                Result<store::CommandEffect> r) {
+                              if (!r.ok()) return respond(fail(r.error()));
+                              respond(ok(json{{"id", name},
+                                              {"raft_id", std::to_string(raft_id)},
+                                              {"removed", true}}));
+                            });
+        }));
+  }
+
+  void transfer_leadership(const HttpRequest& req, Responder respond) {
+    raft::RaftStatus s = raft->status();
+    uint64_t target = 0;
+    if (!req.body.empty()) {
+      auto body = parse_json_object(req.body);
+      if (!body.ok()) return respond(fail(body.error()));
+      for (auto it = body->begin(); it != body->end(); ++it) {
+        if (it.key() != "id") return respond(fail(Error::validation(it.key(), "unknown field (known: id)")));
+      }
+      if (auto it = body->find("id"); it != body->end() && !it->is_null()) {
+        if (!it->is_string()) return respond(fail(Error::validation("id", "must be a string")));
+        auto id = resolve_member(it->get<std::string>(), s);
+        if (!id.ok()) return respond(fail(id.error()));
+        target = *id;
+      }
+    }
+    auto self = shared_from_this();
+    raft->transfer_leadership(
+        target, on_io([self, respond = std::move(respond)](Status st) mutable {
+          if (!st.ok()) return respond(fail(st.error()));
+          raft::RaftStatus now = self->raft->status();
+          json leader = nullptr;
+          if (now.leader_id != 0) {
+            leader = {{"id", self->member_name(now.leader_id, now)},
+                      {"raft_id", std::to_string(now.leader_id)}};
+          }
+          respond(ok(json{{"transferred", true}, {"leader", leader}}));
+        }));
+  }
+
+  void snapshot(Responder respond) {
+    auto self = shared_from_this();
+    raft->take_snapshot([self, respond = std::move(respond)](Result<uint64_t> r) mutable {
+      self->post([r = std::move(r), respond = std::move(respond)]() mutable {
+        if (!r.ok()) return respond(fail(r.error()));
+        respond(ok(json{{"index", *r}}));
+      });
+    });
+  }
+
+  // ---- forwarding (docs/cluster.md "Reads, writes and forwarding") ----
+
+  static bool is_write(const HttpRequest& req, const std::vector<std::string>& seg) {
+    if (req.method == "GET" || req.method == "HEAD") return false;
+    // Pure computations answer anywhere.
+    if (seg.size() == 2 && seg[0] == "schedules" && seg[1] == "validate") return false;
+    return true;
+  }
+
+  // Sends the request to the leader when this node is not it. Returns false
+  // when the request is to be handled here.
+  bool forward_if_follower(const HttpRequest& req, Responder& respond) {
+    raft::RaftStatus s = raft->status();
+    if (s.role == raft::Role::kLeader) return false;
+    if (req.header("x-chronos-forwarded") != nullptr) {
+      // Never forward twice: leadership moved while the request travelled.
+      respond(fail(Error{ErrorCode::kNoLeader,
+                         "this node is no longer the leader; retry the request", {}}));
+      return true;
+    }
+    if (s.leader_id == 0 || forwarder == nullptr) {
+      respond(fail(Error{ErrorCode::kNoLeader, "no leader is known (an election is under way)", {}}));
+      return true;
+    }
+    std::string leader_http;
+    if (auto r = store->list_members(); r.ok()) {
+      for (const auto& rec : *r) {
+        if (rec.raft_id == s.leader_id) leader_http = rec.http_address;
+      }
+    }
+    if (leader_http.empty()) {
+      respond(fail(Error{ErrorCode::kNoLeader,
+                         str_cat("the leader (raft id ", s.leader_id,
+                                 ") has not registered its API address yet"),
+                         {}}));
+      return true;
+    }
+    std::string me = options.node_id;
+    // Marks the hop so the receiver never forwards it again.
+    HttpRequest hop = req;
+    hop.headers["x-chronos-forwarded"] = me;
+    forwarder->forward(hop, leader_http,
+                       [me, respond = std::move(respond)](Result<HttpResponse> r) mutable {
+                         if (!r.ok()) return respond(fail(r.error()));
+                         r->headers.emplace_back("X-Chronos-Forwarded-By", me);
+                         respond(std::move(r).value());
+                       });
+    return true;
   }
 
   // GET /cluster/backup: the store's consistent image (the same bytes a Raft
@@ -1027,6 +1285,18 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
     path.remove_prefix(kApiPrefix.size());
     std::vector<std::string> seg;
     for (auto part : split_skip_empty(path, '/')) seg.emplace_back(part);
+
+    {
+      const std::string* c = req.query_param("consistent");
+      bool consistent_read = req.method == "GET" && c != nullptr && *c == "true";
+      bool local_only = seg.size() == 2 && seg[0] == "cluster" &&
+                        (seg[1] == "status" || seg[1] == "nodes" ||
+                         (seg[1] == "backup" && !consistent_read));
+      if (!local_only && (consistent_read || is_write(req, seg)) &&
+          forward_if_follower(req, respond)) {
+        return;
+      }
+    }
 
     // ?consistent=true: a linearizable read. A barrier through the log
     // proves this node is still the leader and has applied everything
@@ -1127,6 +1397,26 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
       if (m != "GET") return respond(method_not_allowed());
       return respond(ok(cluster_status()));
     }
+    if (seg.size() == 2 && seg[0] == "cluster" && seg[1] == "nodes") {
+      if (m != "GET") return respond(method_not_allowed());
+      return respond(ok(cluster_nodes(raft->status())));
+    }
+    if (seg.size() == 3 && seg[0] == "cluster" && seg[1] == "nodes") {
+      if (m != "DELETE") return respond(method_not_allowed());
+      return remove_node(seg[2], std::move(respond));
+    }
+    if (seg.size() == 2 && seg[0] == "cluster" && seg[1] == "join") {
+      if (m != "POST") return respond(method_not_allowed());
+      return join(req, std::move(respond));
+    }
+    if (seg.size() == 2 && seg[0] == "cluster" && seg[1] == "transfer-leadership") {
+      if (m != "POST") return respond(method_not_allowed());
+      return transfer_leadership(req, std::move(respond));
+    }
+    if (seg.size() == 2 && seg[0] == "cluster" && seg[1] == "snapshot") {
+      if (m != "POST") return respond(method_not_allowed());
+      return snapshot(std::move(respond));
+    }
     if (seg.size() == 2 && seg[0] == "cluster" && seg[1] == "backup") {
       if (m != "GET") return respond(method_not_allowed());
       return backup(std::move(respond));
@@ -1142,9 +1432,10 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
 
 Api::Api(ApiOptions options, store::Store* store, raft::RaftNode* raft, const Clock* clock,
          metrics::Registry* metrics, dispatch::HttpDispatcher* dispatcher,
-         sched::Scheduler* scheduler)
+         sched::Scheduler* scheduler, Forwarder* forwarder)
     : impl_(std::make_shared<Impl>(*metrics)) {
   impl_->scheduler = scheduler;
+  impl_->forwarder = forwarder;
   impl_->options = std::move(options);
   impl_->store = store;
   impl_->raft = raft;

@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "api/forwarder.h"
 #include "api/http_server.h"
 #include "base/clock.h"
 #include "base/metrics.h"
@@ -17,6 +18,9 @@ namespace chronos::api {
 
 struct ApiOptions {
   std::string node_id = "node-1";
+  // This node's API address as other nodes reach it (host:port), recorded
+  // in the node registry.
+  std::string http_address;
   std::string version = "0.0.0";
   model::JobDefaults job_defaults;
 };
@@ -35,10 +39,12 @@ class Api {
 
   // `metrics` gets the API's own series and is rendered at /metrics;
   // `dispatcher` runs POST /webhooks/test and shows its circuit breakers;
-  // `scheduler` starts manual runs and replays and cancels executions.
+  // `scheduler` starts manual runs and replays and cancels executions;
+  // `forwarder` sends writes (and consistent reads) that reach a follower
+  // to the leader (nullptr: they are refused with NO_LEADER).
   Api(ApiOptions options, store::Store* store, raft::RaftNode* raft, const Clock* clock,
       metrics::Registry* metrics, dispatch::HttpDispatcher* dispatcher,
-      sched::Scheduler* scheduler);
+      sched::Scheduler* scheduler, Forwarder* forwarder);
 
   // Where completions of Raft proposals continue, off the Raft loop thread.
   // Set once, before the first request (until then they run inline).

@@ -284,7 +284,8 @@ class Session : public std::enable_shared_from_this<Session> {
     head_ = msg.method() == http::verb::head;
     HttpRequest req;
     req.method = std::string(msg.method_string());
-    parse_target(std::string_view(msg.target().data(), msg.target().size()), req);
+    req.target = std::string(msg.target());
+    parse_target(req.target, req);
     for (const auto& field : msg) {
       req.headers[absl::AsciiStrToLower(std::string(field.name_string()))] =
           std::string(field.value());

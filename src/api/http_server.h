@@ -15,6 +15,7 @@ namespace chronos::api {
 // A parsed HTTP request, independent of the server library.
 struct HttpRequest {
   std::string method;  // "GET", "POST", ...
+  std::string target;  // request target as received (path and query, encoded)
   std::string path;    // decoded path without the query ("/api/v1/jobs/x")
   std::multimap<std::string, std::string> query;  // decoded query parameters
   std::map<std::string, std::string> headers;     // names lower-cased

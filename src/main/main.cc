@@ -1,4 +1,5 @@
-// The `chronos` binary: `serve` runs a node; `version` prints the version.
+// The `chronos` binary: `serve` runs a node; `restore` builds a data directory
+// from a backup; `version` prints the version.
 
 #include <signal.h>
 
@@ -7,6 +8,7 @@
 #include <iostream>
 
 #include "base/log.h"
+#include "main/restore.h"
 #include "node/config.h"
 #include "node/node.h"
 #include "spdlog/spdlog.h"
@@ -72,9 +74,21 @@ int main(int argc, char** argv) {
                         "Raft host:port (cluster.raft.address)");
   serve_cmd->add_option("--raft-peers", flags.raft_peers,
                         "Initial voters, comma-separated id@host:port (cluster.raft.peers)");
+  serve_cmd->add_option("--join", flags.join,
+                        "API URL of a cluster member to join (cluster.join), e.g. http://10.0.0.1:8080");
   serve_cmd->add_option("--http-address", flags.http_address,
                         "API host:port (server.http.address)");
   serve_cmd->add_option("--log-level", flags.log_level, "trace|debug|info|warn|error");
+
+  std::string restore_file;
+  std::string restore_data_dir;
+  auto* restore_cmd = app.add_subcommand(
+      "restore", "Build a data directory for a new single-node cluster from a backup");
+  restore_cmd->add_option("FILE", restore_file, "Backup image (GET /api/v1/cluster/backup)")
+      ->required();
+  restore_cmd
+      ->add_option("--data-dir", restore_data_dir, "Data directory to build (absent or empty)")
+      ->required();
 
   app.add_subcommand("version", "Print the version");
 
@@ -83,6 +97,9 @@ int main(int argc, char** argv) {
   if (app.got_subcommand("version")) {
     std::cout << "chronos " << CHRONOS_VERSION << "\n";
     return 0;
+  }
+  if (app.got_subcommand("restore")) {
+    return chronos::cli::run_restore(restore_file, restore_data_dir);
   }
   return serve(flags);
 }

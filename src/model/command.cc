@@ -33,8 +33,9 @@ enum class Tag : uint8_t {
   kFinishExecutions = 5,
   kRedispatchExecutions = 6,
   kPruneExecutions = 7,
+  kPutMember = 8,
 };
-constexpr Tag kLastTag = Tag::kPruneExecutions;
+constexpr Tag kLastTag = Tag::kPutMember;
 
 Error corrupt(std::string_view what) {
   return Error::internal(str_cat("corrupt command batch: ", what));
@@ -331,6 +332,19 @@ Result<Command> decode_command(Tag tag, const Json& j) {
                                array_field<std::string>(j, "execution_ids", string_element));
       return Command(std::move(prune));
     }
+    case Tag::kPutMember: {
+      CHRONOS_RETURN_IF_ERROR(
+          internal::check_object(j, {"raft_id", "name", "raft_address", "http_address"}));
+      PutMember member;
+      if (!j.contains("raft_id") || !j["raft_id"].is_number_unsigned()) {
+        return corrupt("raft_id");
+      }
+      member.raft_id = j["raft_id"].get<uint64_t>();
+      CHRONOS_ASSIGN_OR_RETURN(member.name, required_string(j, "name"));
+      CHRONOS_ASSIGN_OR_RETURN(member.raft_address, required_string(j, "raft_address"));
+      CHRONOS_ASSIGN_OR_RETURN(member.http_address, required_string(j, "http_address"));
+      return Command(std::move(member));
+    }
   }
   return corrupt("unknown command tag");
 }
@@ -384,11 +398,17 @@ std::string encode_batch(const CommandBatch& batch) {
             j["execution_ids"] = c.execution_ids;
             j["attempts"] = c.attempts;
             j["node_id"] = c.node_id;
-          } else {
-            static_assert(std::is_same_v<T, PruneExecutions>, "every command has a tag");
+          } else if constexpr (std::is_same_v<T, PruneExecutions>) {
             tag = Tag::kPruneExecutions;
             j["job_id"] = c.job_id;
             j["execution_ids"] = c.execution_ids;
+          } else {
+            static_assert(std::is_same_v<T, PutMember>, "every command has a tag");
+            tag = Tag::kPutMember;
+            j["raft_id"] = c.raft_id;
+            j["name"] = c.name;
+            j["raft_address"] = c.raft_address;
+            j["http_address"] = c.http_address;
           }
         },
         cmd);

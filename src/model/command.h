@@ -118,8 +118,22 @@ struct PruneExecutions {
   bool operator==(const PruneExecutions&) const = default;
 };
 
+// Records one cluster member in the node registry (m/member/<raft_id>):
+// its configured name and the addresses clients and peers use. Raft itself
+// knows members only by numeric id and Raft address; forwarding needs the
+// leader's HTTP address and status pages need names. Replaces any earlier
+// record of the same raft id. An empty `name` removes the record (a member
+// removed from the Raft configuration).
+struct PutMember {
+  uint64_t raft_id = 0;
+  std::string name;
+  std::string raft_address;
+  std::string http_address;  // host:port of its API
+  bool operator==(const PutMember&) const = default;
+};
+
 using Command = std::variant<PutJob, DeleteJob, Noop, StartExecutions, FinishExecutions,
-                             RedispatchExecutions, PruneExecutions>;
+                             RedispatchExecutions, PruneExecutions, PutMember>;
 
 // One Raft log entry: a batch of commands applied atomically in order.
 struct CommandBatch {

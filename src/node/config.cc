@@ -101,6 +101,7 @@ const std::map<std::string, Setter>& setters() {
       {"cluster.data_dir", string_field(&NodeConfig::data_dir)},
       {"cluster.raft.address", string_field(&NodeConfig::raft_address)},
       {"cluster.raft.peers", set_peers},
+      {"cluster.join", string_field(&NodeConfig::join)},
       {"cluster.raft.heartbeat_timeout",
        duration_field(&NodeConfig::heartbeat_timeout, "cluster.raft.heartbeat_timeout")},
       {"cluster.raft.election_timeout",
@@ -225,6 +226,20 @@ Status validate(const NodeConfig& c) {
   if (c.late_grace < absl::ZeroDuration()) {
     return Error::validation("scheduler.late_grace", "must not be negative");
   }
+  if (!c.join.empty()) {
+    if (!c.raft_peers.empty()) {
+      return Error::validation("cluster.join",
+                               "cannot be combined with cluster.raft.peers (initial voters "
+                               "bootstrap; a joining node is added by the cluster)");
+    }
+    std::string_view url = c.join;
+    if (url.substr(0, 7) == "http://") url.remove_prefix(7);
+    if (!url.empty() && url.back() == '/') url.remove_suffix(1);
+    if (url.empty() || url.find('/') != std::string_view::npos || url.find(':') == url.npos) {
+      return Error::validation("cluster.join",
+                               "must be the API URL of a member: http://host:port");
+    }
+  }
   if (c.log_format != "text" && c.log_format != "json") {
     return Error::validation("logging.format", "must be text or json");
   }
@@ -279,6 +294,7 @@ Result<NodeConfig> load_config(const ConfigFlags& flags,
       {"CHRONOS_DATA_DIR", "cluster.data_dir"},
       {"CHRONOS_RAFT_ADDRESS", "cluster.raft.address"},
       {"CHRONOS_RAFT_PEERS", "cluster.raft.peers"},
+      {"CHRONOS_JOIN", "cluster.join"},
       {"CHRONOS_HTTP_ADDRESS", "server.http.address"},
       {"CHRONOS_LOG_LEVEL", "logging.level"},
   };
@@ -293,6 +309,7 @@ Result<NodeConfig> load_config(const ConfigFlags& flags,
       {&flags.node_id, "cluster.node_id"},           {&flags.data_dir, "cluster.data_dir"},
       {&flags.raft_address, "cluster.raft.address"}, {&flags.raft_peers, "cluster.raft.peers"},
       {&flags.http_address, "server.http.address"},  {&flags.log_level, "logging.level"},
+      {&flags.join, "cluster.join"},
   };
   for (const auto& [value, key] : kFlagKeys) {
     if (*value) CHRONOS_RETURN_IF_ERROR(apply_key(c, key, **value));

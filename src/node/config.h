@@ -17,6 +17,9 @@ struct NodeConfig {
   std::string data_dir = "./chronos-data";      // cluster.data_dir
   std::string raft_address = "127.0.0.1:7000";  // cluster.raft.address
   std::vector<std::string> raft_peers;          // cluster.raft.peers: id@host:port or host:port
+  // cluster.join: API URL of a member (http://host:port). A node whose Raft
+  // directory is empty joins that cluster instead of bootstrapping.
+  std::string join;
   absl::Duration heartbeat_timeout = absl::Milliseconds(100);  // cluster.raft.heartbeat_timeout
   absl::Duration election_timeout = absl::Milliseconds(1000);  // cluster.raft.election_timeout
   unsigned snapshot_threshold = 8192;                          // cluster.raft.snapshot_threshold
@@ -49,6 +52,7 @@ struct ConfigFlags {
   std::optional<std::string> data_dir;
   std::optional<std::string> raft_address;
   std::optional<std::string> raft_peers;
+  std::optional<std::string> join;
   std::optional<std::string> http_address;
   std::optional<std::string> log_level;
 };

@@ -1,9 +1,14 @@
 #include "node/node.h"
 
 #include <atomic>
+#include <condition_variable>
 #include <filesystem>
+#include <future>
+#include <mutex>
+#include <thread>
 
 #include "api/api.h"
+#include "api/forwarder.h"
 #include "api/http_server.h"
 #include "base/clock.h"
 #include "base/metrics.h"
@@ -11,6 +16,7 @@
 #include "dispatch/http_dispatcher.h"
 #include "raft/raft_node.h"
 #include "sched/scheduler.h"
+#include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
 #include "store/store.h"
 
@@ -34,6 +40,153 @@ Result<std::vector<raft::Peer>> parse_peers(const std::vector<std::string>& peer
   return out;
 }
 
+// host:port of a join URL ("http://host:port/" or "host:port"; validated by
+// the config).
+std::string join_address(std::string_view url) {
+  if (url.substr(0, 7) == "http://") url.remove_prefix(7);
+  if (!url.empty() && url.back() == '/') url.remove_suffix(1);
+  return std::string(url);
+}
+
+// Keeps this node's record in the node registry (docs/cluster.md) and, for
+// a node started with --join, gets it added to the cluster.
+//
+//   leader:   its record missing or stale → propose PutMember itself
+//   follower: its record missing or stale → POST /cluster/join (no role, so
+//             the role is kept) to the leader's registered API address
+//   joining:  not in the configuration yet → POST /cluster/join (voter) to
+//             the --join address, once a second for at most kJoinFor
+//
+// One thread, waking every kPeriod; at most one request or proposal in
+// flight. Thread safety: start/stop from the owner; the rest is internal.
+class Registrar {
+ public:
+  Registrar(store::Store* store, raft::RaftNode* raft, api::Forwarder* forwarder,
+            model::PutMember self, std::string join)
+      : store_(store), raft_(raft), forwarder_(forwarder), self_(std::move(self)),
+        join_(std::move(join)), join_deadline_(std::chrono::steady_clock::now() + kJoinFor),
+        thread_([this] { run(); }) {}
+
+  ~Registrar() { stop(); }
+
+  void stop() {
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return;
+      stopping_ = true;
+      cv_.notify_all();
+    }
+    thread_.join();
+    // A callback still in flight holds `state_` (shared) and finds it stopped.
+  }
+
+ private:
+  static constexpr auto kPeriod = std::chrono::milliseconds(250);
+  static constexpr auto kRetry = std::chrono::seconds(1);
+  static constexpr auto kJoinFor = std::chrono::seconds(60);
+
+  // Shared with callbacks that may outlive the registrar.
+  struct State {
+    std::atomic<bool> in_flight{false};
+  };
+
+  void run() {
+    std::unique_lock lock(mu_);
+    while (!stopping_) {
+      lock.unlock();
+      step();
+      lock.lock();
+      cv_.wait_for(lock, kPeriod, [this] { return stopping_; });
+    }
+  }
+
+  void step() {
+    if (state_->in_flight.load()) return;
+    auto now = std::chrono::steady_clock::now();
+    if (now < next_attempt_) return;
+    raft::RaftStatus s = raft_->status();
+    bool member = false;
+    for (const auto& m : s.members) member = member || m.id == self_.raft_id;
+
+    if (!member) {
+      if (join_.empty() || joined_) return;
+      if (now > join_deadline_) {
+        if (!gave_up_) {
+          spdlog::error("cluster: could not join through {} within {}s; start the node again "
+                        "or add it with POST /api/v1/cluster/join",
+                        join_, kJoinFor.count());
+          gave_up_ = true;
+        }
+        return;
+      }
+      return send_join(join_, "voter");
+    }
+    joined_ = true;
+
+    auto records = store_->list_members();
+    if (!records.ok()) return;
+    std::string leader_http;
+    for (const auto& r : *records) {
+      if (r.raft_id == self_.raft_id && r.name == self_.name &&
+          r.raft_address == self_.raft_address && r.http_address == self_.http_address) {
+        return;  // up to date
+      }
+      if (r.raft_id == s.leader_id) leader_http = r.http_address;
+    }
+    if (s.role == raft::Role::kLeader && s.caught_up) {
+      state_->in_flight = true;
+      next_attempt_ = now + kRetry;
+      auto state = state_;
+      raft_->propose(model::CommandBatch{{self_}}, [state](Result<store::ApplyOutcome> r) {
+        if (!r.ok()) spdlog::debug("cluster: registering this node: {}", r.error().message);
+        state->in_flight = false;
+      });
+      return;
+    }
+    if (s.role == raft::Role::kFollower && !leader_http.empty()) send_join(leader_http, "");
+  }
+
+  void send_join(const std::string& address, std::string_view role) {
+    nlohmann::json body{{"id", self_.name},
+                        {"raft_address", self_.raft_address},
+                        {"http_address", self_.http_address}};
+    if (!role.empty()) body["role"] = role;
+    api::HttpRequest req;
+    req.method = "POST";
+    req.target = req.path = "/api/v1/cluster/join";
+    req.headers["content-type"] = "application/json";
+    req.body = body.dump();
+    state_->in_flight = true;
+    next_attempt_ = std::chrono::steady_clock::now() + kRetry;
+    auto state = state_;
+    forwarder_->forward(req, address, [state, address](Result<api::HttpResponse> r) {
+      if (!r.ok()) {
+        spdlog::info("cluster: join request to {} failed: {}", address, r.error().message);
+      } else if (r->status != 200) {
+        spdlog::info("cluster: join request to {} answered {}: {}", address, r->status, r->body);
+      }
+      state->in_flight = false;
+    });
+  }
+
+  store::Store* store_;
+  raft::RaftNode* raft_;
+  api::Forwarder* forwarder_;
+  const model::PutMember self_;
+  const std::string join_;  // host:port, or empty
+  const std::chrono::steady_clock::time_point join_deadline_;
+  std::shared_ptr<State> state_ = std::make_shared<State>();
+  // Registrar thread only.
+  std::chrono::steady_clock::time_point next_attempt_{};
+  bool joined_ = false;
+  bool gave_up_ = false;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;  // guarded by mu_
+  std::thread thread_;     // last: starts once everything above is set
+};
+
 class NodeImpl final : public Node {
  public:
   ~NodeImpl() override { stop(); }
@@ -55,6 +208,32 @@ class NodeImpl final : public Node {
     rc.address = config.raft_address;
     rc.dir = (std::filesystem::path(config.data_dir) / "raft").string();
     CHRONOS_ASSIGN_OR_RETURN(rc.bootstrap_voters, parse_peers(config.raft_peers));
+    if (!rc.bootstrap_voters.empty()) {
+      // This node is one of the initial voters: the entry with its name, or
+      // (for the plain host:port form) its Raft address.
+      const raft::Peer* me = nullptr;
+      for (const auto& p : rc.bootstrap_voters) {
+        if (p.id == rc.id || p.address == rc.address) me = &p;
+      }
+      if (me == nullptr) {
+        return Error::validation(
+            "cluster.raft.peers",
+            str_cat("must include this node (cluster.node_id \"", config.node_id,
+                    "\" or cluster.raft.address ", config.raft_address, ")"));
+      }
+      if (me->address != rc.address) {
+        return Error::validation("cluster.raft.peers",
+                                 str_cat("lists this node at ", me->address,
+                                         " but cluster.raft.address is ", rc.address));
+      }
+      rc.id = me->id;
+    }
+    // A node joins only while it has no Raft state; afterwards its log holds
+    // the configuration.
+    if (!config.join.empty()) {
+      std::error_code ec;
+      rc.join = !std::filesystem::exists(rc.dir, ec) || std::filesystem::is_empty(rc.dir, ec);
+    }
     rc.heartbeat_timeout = config.heartbeat_timeout;
     rc.election_timeout = config.election_timeout;
     rc.snapshot_threshold = config.snapshot_threshold;
@@ -84,56 +263,102 @@ class NodeImpl final : public Node {
                                          RealClock::instance(), &metrics_);
     sched_holder->store(scheduler_.get());
 
-    api::ApiOptions ao;
-    ao.node_id = config.node_id;
-    ao.version = CHRONOS_VERSION;
-    ao.job_defaults.missed_run_policy = config.missed_run_policy;
-    api_ = std::make_unique<api::Api>(ao, store_.get(), raft_.get(), RealClock::instance(),
-                                      &metrics_, dispatcher_.get(), scheduler_.get());
-    // Proposal completions continue on the HTTP I/O threads. The server
-    // exists only after it starts (it needs the handler), so the executor
-    // reaches it through a holder filled in right after.
-    auto server_holder = std::make_shared<std::atomic<api::HttpServer*>>(nullptr);
-    api_->set_executor([server_holder](std::function<void()> fn) {
-      if (api::HttpServer* server = server_holder->load()) {
-        server->post(std::move(fn));
-      } else {
-        fn();
-      }
-    });
+    forwarder_ = api::Forwarder::start(api::ForwarderOptions{});
 
+    // The server binds first (the advertised API address needs its port);
+    // requests that arrive before the API is wired get 503.
     api::HttpServerOptions ho;
     ho.address = config.http_address;
     ho.threads = config.http_threads;
-    api::Api* api = api_.get();
+    auto api_holder = std::make_shared<std::atomic<api::Api*>>(nullptr);
     CHRONOS_ASSIGN_OR_RETURN(
-        http_, api::HttpServer::start(ho, [api](api::HttpRequest req, api::Responder respond) {
-          api->handle(std::move(req), std::move(respond));
+        http_, api::HttpServer::start(ho, [api_holder](api::HttpRequest req,
+                                                       api::Responder respond) {
+          if (api::Api* api = api_holder->load()) return api->handle(std::move(req), std::move(respond));
+          api::HttpResponse r;
+          r.status = 503;
+          r.headers.emplace_back("Retry-After", "1");
+          r.body = R"({"success":false,"error":{"code":"UNAVAILABLE","message":"node is starting"}})";
+          respond(std::move(r));
         }));
-    server_holder->store(http_.get());
     auto hp = api::split_host_port(config.http_address, "server.http.address");
     url_ = str_cat("http://", hp->first, ":", http_->port());
+    // Other nodes reach this one at its Raft host when the API listens on
+    // every interface.
+    std::string advertised_host = hp->first;
+    if (advertised_host.empty() || advertised_host == "0.0.0.0") {
+      advertised_host = api::split_host_port(config.raft_address, "")->first;
+    }
+    std::string http_address = str_cat(advertised_host, ":", http_->port());
+
+    api::ApiOptions ao;
+    ao.node_id = config.node_id;
+    ao.http_address = http_address;
+    ao.version = CHRONOS_VERSION;
+    ao.job_defaults.missed_run_policy = config.missed_run_policy;
+    api_ = std::make_unique<api::Api>(ao, store_.get(), raft_.get(), RealClock::instance(),
+                                      &metrics_, dispatcher_.get(), scheduler_.get(),
+                                      forwarder_.get());
+    // Proposal completions continue on the HTTP I/O threads.
+    api::HttpServer* server = http_.get();
+    api_->set_executor([server](std::function<void()> fn) { server->post(std::move(fn)); });
+    api_holder->store(api_.get());
+
+    registrar_ = std::make_unique<Registrar>(
+        store_.get(), raft_.get(), forwarder_.get(),
+        model::PutMember{rc.id, config.node_id, config.raft_address, http_address},
+        rc.join ? join_address(config.join) : std::string());
     return ok_status();
   }
 
   std::string url() const override { return url_; }
 
+  // On a leader with other voters: transfer leadership and wait (bounded by
+  // the election timeout plus a margin) until another node leads.
+  void hand_over_leadership() {
+    raft::RaftStatus s = raft_->status();
+    if (s.role != raft::Role::kLeader) return;
+    int voters = 0;
+    for (const auto& m : s.members) voters += m.role == "voter" ? 1 : 0;
+    if (voters < 2) return;
+    auto done = std::make_shared<std::promise<Status>>();
+    auto result = done->get_future();
+    raft_->transfer_leadership(0, [done](Status st) { done->set_value(std::move(st)); });
+    auto wait = absl::ToChronoMilliseconds(config_.election_timeout + absl::Seconds(1));
+    if (result.wait_for(wait) != std::future_status::ready) {
+      spdlog::warn("cluster: leadership handover did not finish in time; stopping anyway");
+      return;
+    }
+    Status st = result.get();
+    if (st.ok()) {
+      spdlog::info("cluster: handed leadership over before stopping");
+    } else {
+      spdlog::warn("cluster: leadership handover failed: {}", st.error().message);
+    }
+  }
+
   void stop() override {
-    // Order matters: stop taking requests; stop Raft, which fails what is
-    // pending (those answers are posted to the HTTP executor); then let the
-    // server drain every answer before it closes.
+    // Order matters: stop taking requests; hand leadership over (a rolling
+    // restart then costs no election timeout); stop Raft, which fails what
+    // is pending (those answers are posted to the HTTP executor); then let
+    // the server drain every answer before it closes.
     if (http_) http_->stop_accepting();
+    if (registrar_) registrar_->stop();
+    if (raft_) hand_over_leadership();
     // The scheduler and dispatcher are stopped but kept alive until Raft
     // stops: Raft's apply hook and proposal callbacks still reach them.
     if (scheduler_) scheduler_->stop();
     if (dispatcher_) dispatcher_->stop();
     if (raft_) raft_->stop();
     if (http_) http_->stop();
+    if (forwarder_) forwarder_->stop();
+    registrar_.reset();
     raft_.reset();
     scheduler_.reset();
     dispatcher_.reset();
     api_.reset();
     http_.reset();
+    forwarder_.reset();
     store_.reset();
   }
 
@@ -146,6 +371,8 @@ class NodeImpl final : public Node {
   std::unique_ptr<sched::Scheduler> scheduler_;
   std::unique_ptr<api::Api> api_;
   std::unique_ptr<api::HttpServer> http_;
+  std::unique_ptr<api::Forwarder> forwarder_;
+  std::unique_ptr<Registrar> registrar_;
   std::string url_;
 };
 

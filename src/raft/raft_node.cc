@@ -37,6 +37,25 @@ std::string_view to_string(Role r) {
   return "unavailable";
 }
 
+std::string_view to_string(MemberRole r) {
+  switch (r) {
+    case MemberRole::kVoter:
+      return "voter";
+    case MemberRole::kStandby:
+      return "standby";
+    case MemberRole::kSpare:
+      return "spare";
+  }
+  return "spare";
+}
+
+std::optional<MemberRole> parse_member_role(std::string_view s) {
+  if (s == "voter") return MemberRole::kVoter;
+  if (s == "standby") return MemberRole::kStandby;
+  if (s == "spare") return MemberRole::kSpare;
+  return std::nullopt;
+}
+
 uint64_t raft_id_for(std::string_view node_id) {
   uint64_t id = 0;
   if (parse_int(node_id, &id) && id > 0) return id;
@@ -70,6 +89,39 @@ std::string_view member_role(int role) {
   }
 }
 
+int raft_role_of(MemberRole r) {
+  switch (r) {
+    case MemberRole::kVoter:
+      return RAFT_VOTER;
+    case MemberRole::kStandby:
+      return RAFT_STANDBY;
+    case MemberRole::kSpare:
+      return RAFT_SPARE;
+  }
+  return RAFT_SPARE;
+}
+
+// Errors of configuration changes, mapped to what an API client can act on.
+Error change_error(int rv, std::string_view what) {
+  switch (rv) {
+    case RAFT_NOTLEADER:
+    case RAFT_LEADERSHIPLOST:
+      return Error{ErrorCode::kNoLeader, str_cat(what, ": ", raft_strerror(rv)), {}};
+    case RAFT_CANTCHANGE:
+      return Error{ErrorCode::kConflict,
+                   str_cat(what, ": another membership change is in progress; retry when it is done"),
+                   {}};
+    case RAFT_DUPLICATEID:
+    case RAFT_DUPLICATEADDRESS:
+      return Error{ErrorCode::kConflict, str_cat(what, ": ", raft_strerror(rv)), {}};
+    case RAFT_BADID:
+    case RAFT_NOTFOUND:
+      return Error{ErrorCode::kNotFound, str_cat(what, ": ", raft_strerror(rv)), {}};
+    default:
+      return Error{ErrorCode::kUnavailable, str_cat(what, ": ", raft_strerror(rv)), {}};
+  }
+}
+
 Error raft_error(int rv, std::string_view what) {
   if (rv == RAFT_NOTLEADER || rv == RAFT_LEADERSHIPLOST) {
     return Error{ErrorCode::kNoLeader, str_cat(what, ": ", raft_strerror(rv)), {}};
@@ -87,6 +139,11 @@ struct Proposal {
   bool counted = false;                  // holds a slot of max_pending_proposals
   RaftNode::ProposeCallback propose_cb;  // set for proposals
   RaftNode::BarrierCallback barrier_cb;  // set for barriers
+  // Set for loop tasks (membership, maintenance): `task` runs on the loop
+  // thread and owns reporting from then on; `task_failed` reports a task
+  // that never ran (shutdown, queue full).
+  std::function<void()> task;
+  std::function<void(Error)> task_failed;
   struct raft_apply apply_req {};
   struct raft_barrier barrier_req {};
 };
@@ -203,6 +260,27 @@ class RaftNodeImpl final : public RaftNode {
     return status_;
   }
 
+  void add_member(uint64_t id, std::string address, MemberRole role, DoneCallback done) override {
+    run_on_loop(
+        [this, id, address = std::move(address), role, done]() mutable {
+          do_add(id, std::move(address), raft_role_of(role), std::move(done));
+        },
+        done);
+  }
+
+  void remove_member(uint64_t id, DoneCallback done) override {
+    run_on_loop([this, id, done]() mutable { do_remove(id, std::move(done)); }, done);
+  }
+
+  void transfer_leadership(uint64_t id, DoneCallback done) override {
+    run_on_loop([this, id, done]() mutable { do_transfer(id, std::move(done)); }, done);
+  }
+
+  void take_snapshot(std::function<void(Result<uint64_t>)> done) override {
+    run_on_loop([this, done]() mutable { do_snapshot(std::move(done)); },
+                [done](Status st) { done(std::move(st).error()); });
+  }
+
   void stop() override {
     {
       std::lock_guard lock(queue_mu_);
@@ -228,6 +306,7 @@ class RaftNodeImpl final : public RaftNode {
   // bootstrapped with the configured voters; a used one returns
   // RAFT_CANTBOOTSTRAP, which is the normal restart path.
   Status bootstrap_if_new() {
+    if (config_.join) return ok_status();  // a leader adds it
     struct raft_configuration conf;
     raft_configuration_init(&conf);
     std::vector<Peer> voters = config_.bootstrap_voters;
@@ -384,6 +463,11 @@ class RaftNodeImpl final : public RaftNode {
   }
 
   void submit(std::unique_ptr<Proposal> p) {
+    if (p->task) {
+      release(p.get());
+      p->task();
+      return;
+    }
     if (raft_state(&raft_) != RAFT_LEADER) {
       complete(p.get(), Error{ErrorCode::kNoLeader, "this node is not the leader", {}});
       return;
@@ -419,6 +503,7 @@ class RaftNodeImpl final : public RaftNode {
     release(p);
     if (p->propose_cb) p->propose_cb(std::move(e));
     if (p->barrier_cb) p->barrier_cb(std::move(e));
+    if (p->task_failed) p->task_failed(std::move(e));
   }
 
   static void on_apply_done(struct raft_apply* req, int status, void* result) {
@@ -452,6 +537,227 @@ class RaftNodeImpl final : public RaftNode {
     }
     release(p.get());
     p->barrier_cb(ok_status());
+  }
+
+  // ---- membership and maintenance (loop thread) ----
+
+  // Queues `task` for the loop thread under the same bound as proposals;
+  // `failed` reports it when it cannot be queued or never runs.
+  void run_on_loop(std::function<void()> task, DoneCallback failed) {
+    auto p = std::make_unique<Proposal>();
+    p->node = this;
+    p->task = std::move(task);
+    p->task_failed = [failed = std::move(failed)](Error e) { failed(std::move(e)); };
+    enqueue(std::move(p));
+  }
+
+  // An in-flight configuration change or transfer; owned by libraft's
+  // request (req.data / transfer.data) until its callback.
+  struct Change {
+    RaftNodeImpl* node = nullptr;
+    uint64_t id = 0;
+    int role = RAFT_VOTER;  // assigned after the add
+    DoneCallback done;
+    struct raft_change req {};
+    struct raft_transfer transfer {};
+  };
+
+  const struct raft_server* find_server(uint64_t id) const {
+    for (unsigned i = 0; i < raft_.configuration.n; ++i) {
+      if (raft_.configuration.servers[i].id == id) return &raft_.configuration.servers[i];
+    }
+    return nullptr;
+  }
+
+  void do_add(uint64_t id, std::string address, int role, DoneCallback done) {
+    if (raft_state(&raft_) != RAFT_LEADER) {
+      return done(Error{ErrorCode::kNoLeader, "this node is not the leader", {}});
+    }
+    for (unsigned i = 0; i < raft_.configuration.n; ++i) {
+      const auto& srv = raft_.configuration.servers[i];
+      if (srv.id != id && srv.address != nullptr && address == srv.address) {
+        return done(Error{ErrorCode::kConflict,
+                          str_cat("raft address ", address, " is already used by member ", srv.id),
+                          "raft_address"});
+      }
+    }
+    auto c = std::make_unique<Change>();
+    c->node = this;
+    c->id = id;
+    c->role = role;
+    c->done = std::move(done);
+    c->req.data = c.get();
+    if (const struct raft_server* existing = find_server(id)) {
+      if (existing->address == nullptr || address != existing->address) {
+        return c->done(Error{ErrorCode::kConflict,
+                             str_cat("member ", id, " already exists with raft address ",
+                                     existing->address ? existing->address : ""),
+                             "raft_address"});
+      }
+      if (existing->role == role) return c->done(ok_status());
+      return assign(std::move(c));
+    }
+    int rv = raft_add(&raft_, &c->req, id, address.c_str(), &RaftNodeImpl::on_member_added);
+    if (rv != 0) return c->done(change_error(rv, "add member"));
+    change_started_ = absl::Now();
+    c.release();  // owned by the request until on_member_added
+  }
+
+  static void on_member_added(struct raft_change* req, int status) {
+    std::unique_ptr<Change> c(static_cast<Change*>(req->data));
+    if (status != 0) return c->done(change_error(status, "add member"));
+    if (c->role == RAFT_SPARE) return c->done(ok_status());
+    c->node->assign(std::move(c));
+  }
+
+  // Promotion to voter makes libraft replicate to the member in rounds until
+  // one completes within an election timeout; only then is the new
+  // configuration appended. A member that never catches up would hold the
+  // change (and block every other) forever, so the status timer aborts a
+  // change older than kMaxChangeDuration (abort_stuck_change).
+  void assign(std::unique_ptr<Change> c) {
+    c->req = {};
+    c->req.data = c.get();
+    int rv = raft_assign(&raft_, &c->req, c->id, c->role, &RaftNodeImpl::on_change_done);
+    if (rv != 0) return c->done(change_error(rv, "assign role"));
+    change_started_ = absl::Now();
+    c.release();  // owned by the request until on_change_done
+  }
+
+  void do_remove(uint64_t id, DoneCallback done) {
+    if (raft_state(&raft_) != RAFT_LEADER) {
+      return done(Error{ErrorCode::kNoLeader, "this node is not the leader", {}});
+    }
+    if (id == config_.id) {
+      return done(Error{ErrorCode::kConflict,
+                        "this node is the leader: transfer leadership first, then remove it", {}});
+    }
+    if (find_server(id) == nullptr) {
+      return done(Error{ErrorCode::kNotFound, str_cat("no member with raft id ", id), "id"});
+    }
+    auto c = std::make_unique<Change>();
+    c->node = this;
+    c->id = id;
+    c->done = std::move(done);
+    c->req.data = c.get();
+    int rv = raft_remove(&raft_, &c->req, id, &RaftNodeImpl::on_change_done);
+    if (rv != 0) return c->done(change_error(rv, "remove member"));
+    change_started_ = absl::Now();
+    c.release();
+  }
+
+  static void on_change_done(struct raft_change* req, int status) {
+    std::unique_ptr<Change> c(static_cast<Change*>(req->data));
+    c->node->refresh_status();
+    c->done(status == 0 ? ok_status() : Status(change_error(status, "membership change")));
+  }
+
+  static constexpr absl::Duration kMaxChangeDuration = absl::Seconds(60);
+
+  // Gives up a configuration change that has been pending too long (see
+  // assign()). libraft 0.15 has no cancel call; this does what it does
+  // itself when leadership is lost (clear the promotion and the pending
+  // change, fail the request), which is safe because nothing has been
+  // appended for a promotion that has not completed its rounds.
+  void abort_stuck_change() {
+    if (raft_state(&raft_) != RAFT_LEADER) return;
+    struct raft_change* req = raft_.leader_state.change;
+    if (req == nullptr || raft_.leader_state.promotee_id == 0) return;
+    if (absl::Now() - change_started_ < kMaxChangeDuration) return;
+    spdlog::warn("raft: giving up promoting member {}: it did not catch up within {}",
+                 raft_.leader_state.promotee_id, absl::FormatDuration(kMaxChangeDuration));
+    raft_.leader_state.promotee_id = 0;
+    raft_.leader_state.round_number = 0;
+    raft_.leader_state.round_index = 0;
+    raft_.leader_state.change = nullptr;
+    std::unique_ptr<Change> c(static_cast<Change*>(req->data));
+    c->done(Error{ErrorCode::kUnavailable,
+                  str_cat("member ", c->id, " did not catch up with the log within ",
+                          absl::FormatDuration(kMaxChangeDuration), "; it stays a spare"),
+                  {}});
+  }
+
+  void do_transfer(uint64_t id, DoneCallback done) {
+    if (raft_state(&raft_) != RAFT_LEADER) {
+      return done(Error{ErrorCode::kNoLeader, "this node is not the leader", {}});
+    }
+    if (id == config_.id) return done(ok_status());  // already leads
+    auto c = std::make_unique<Change>();
+    c->node = this;
+    c->id = id;
+    c->done = std::move(done);
+    c->transfer.data = c.get();
+    int rv = raft_transfer(&raft_, &c->transfer, id, &RaftNodeImpl::on_transfer_done);
+    if (rv == RAFT_NOTFOUND) {
+      return c->done(Error{ErrorCode::kNotFound, "no other voter to hand leadership to", {}});
+    }
+    if (rv != 0) return c->done(change_error(rv, "transfer leadership"));
+    c.release();
+  }
+
+  static void on_transfer_done(struct raft_transfer* req) {
+    std::unique_ptr<Change> c(static_cast<Change*>(req->data));
+    RaftNodeImpl* self = c->node;
+    self->refresh_status();
+    if (raft_state(&self->raft_) == RAFT_LEADER) {
+      return c->done(Error{ErrorCode::kUnavailable,
+                           "no other node took over leadership within the election timeout", {}});
+    }
+    c->done(ok_status());
+  }
+
+  // libraft 0.15 takes snapshots only when `threshold` entries were applied
+  // since the last one. To take one now the threshold is lowered to 1 and a
+  // barrier entry is applied, which makes libraft snapshot right after;
+  // the threshold is restored once a snapshot covering the barrier exists.
+  void do_snapshot(std::function<void(Result<uint64_t>)> done) {
+    if (snapshot_done_) {
+      return done(Error{ErrorCode::kConflict, "a snapshot is already being taken on request", {}});
+    }
+    if (raft_state(&raft_) != RAFT_LEADER) {
+      return done(Error{ErrorCode::kNoLeader, "snapshots on request are taken by the leader", {}});
+    }
+    snapshot_done_ = std::move(done);
+    snapshot_target_ = raft_last_applied(&raft_) + 1;
+    snapshot_saved_threshold_ = raft_.snapshot.threshold;
+    snapshot_deadline_ = absl::Now() + absl::Seconds(30);
+    raft_set_snapshot_threshold(&raft_, 1);
+    snapshot_barrier();
+  }
+
+  void snapshot_barrier() {
+    auto p = std::make_unique<Proposal>();
+    p->node = this;
+    p->barrier_cb = [this](Status st) {
+      if (!st.ok()) finish_snapshot(st.error());
+    };
+    submit(std::move(p));
+  }
+
+  // Status timer: completes a requested snapshot once one covers its target.
+  void poll_snapshot() {
+    if (!snapshot_done_) return;
+    if (raft_.log.snapshot.last_index >= snapshot_target_ && raft_.snapshot.pending.term == 0) {
+      return finish_snapshot(raft_.log.snapshot.last_index);
+    }
+    if (absl::Now() > snapshot_deadline_) {
+      return finish_snapshot(
+          Error{ErrorCode::kUnavailable, "the snapshot did not complete within 30s", {}});
+    }
+    // A snapshot already in progress when the barrier was applied kept
+    // libraft from starting ours: apply another entry once it is done.
+    if (raft_.snapshot.pending.term == 0 && raft_state(&raft_) == RAFT_LEADER &&
+        raft_last_applied(&raft_) >= snapshot_target_ && ++snapshot_polls_ % 10 == 0) {
+      snapshot_barrier();
+    }
+  }
+
+  void finish_snapshot(Result<uint64_t> result) {
+    if (!snapshot_done_) return;
+    raft_set_snapshot_threshold(&raft_, snapshot_saved_threshold_);
+    auto done = std::move(snapshot_done_);
+    snapshot_done_ = nullptr;
+    done(std::move(result));
   }
 
   // ---- FSM (loop thread) ----
@@ -597,7 +903,10 @@ class RaftNodeImpl final : public RaftNode {
   // ---- status ----
 
   static void on_status_timer(uv_timer_t* t) {
-    static_cast<RaftNodeImpl*>(t->data)->refresh_status();
+    auto* self = static_cast<RaftNodeImpl*>(t->data);
+    self->refresh_status();
+    self->poll_snapshot();
+    self->abort_stuck_change();
   }
 
   void refresh_status() {
@@ -614,10 +923,23 @@ class RaftNodeImpl final : public RaftNode {
     s.commit_index = raft_.commit_index;
     s.applied_index = raft_last_applied(&raft_);
     s.last_index = raft_last_index(&raft_);
+    const bool leading = raft_state(&raft_) == RAFT_LEADER;
+    const raft_time now = raft_.io->time(raft_.io);
     for (unsigned i = 0; i < raft_.configuration.n; ++i) {
       const auto& srv = raft_.configuration.servers[i];
-      s.members.push_back(
-          {srv.id, srv.address ? srv.address : "", std::string(member_role(srv.role))});
+      MemberInfo m{srv.id, srv.address ? srv.address : "", std::string(member_role(srv.role)),
+                   std::nullopt, std::nullopt};
+      if (leading) {
+        // progress[] is parallel to the configuration's servers.
+        m.reachable = srv.id == config_.id || raft_.leader_state.progress[i].recent_recv;
+      } else if (srv.id == leader_id && s.role == Role::kFollower) {
+        // Followers restart the election timer on every message from the
+        // leader.
+        int64_t since = static_cast<int64_t>(now - raft_.election_timer_start);
+        m.last_contact_ms = since;
+        m.reachable = since < absl::ToInt64Milliseconds(config_.election_timeout);
+      }
+      s.members.push_back(std::move(m));
     }
     if (s.role == Role::kLeader) {
       // A new leader may not yet have applied entries of older terms: it
@@ -675,6 +997,13 @@ class RaftNodeImpl final : public RaftNode {
   uint64_t barrier_term_ = 0;  // term whose leadership barrier was proposed
   std::atomic<bool> thread_started_{false};
   uint64_t caught_up_term_ = 0;
+  absl::Time change_started_;  // of the pending configuration change
+  // A snapshot requested through take_snapshot (at most one at a time).
+  std::function<void(Result<uint64_t>)> snapshot_done_;
+  uint64_t snapshot_target_ = 0;
+  unsigned snapshot_saved_threshold_ = 0;
+  absl::Time snapshot_deadline_;
+  unsigned snapshot_polls_ = 0;
   std::unordered_set<uint64_t> awaited_indexes_;  // our proposals not yet applied
   std::thread thread_;
 

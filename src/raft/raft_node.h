@@ -3,9 +3,11 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "base/result.h"
 #include "model/command.h"
@@ -25,6 +27,9 @@ struct RaftConfig {
   // Initial voters, used only to bootstrap an empty `dir`; empty means "just
   // this node" (the single-node default). A restart never re-bootstraps.
   std::vector<Peer> bootstrap_voters;
+  // Join an existing cluster instead: an empty `dir` is not bootstrapped;
+  // the node waits (as a non-member follower) until a leader adds it.
+  bool join = false;
   absl::Duration heartbeat_timeout = absl::Milliseconds(100);
   absl::Duration election_timeout = absl::Milliseconds(1000);
   unsigned snapshot_threshold = 8192;  // entries between snapshots
@@ -43,7 +48,19 @@ struct MemberInfo {
   uint64_t id = 0;
   std::string address;
   std::string role;  // voter | standby | spare
+  // As this node sees the member: on the leader, whether it answered within
+  // the election timeout (always true for the leader itself); on a follower,
+  // known only for the leader (a message within the election timeout).
+  std::optional<bool> reachable;
+  // Milliseconds since this node last heard from the member: a follower
+  // knows it for the leader only.
+  std::optional<int64_t> last_contact_ms;
 };
+
+enum class MemberRole : uint8_t { kVoter, kStandby, kSpare };
+std::string_view to_string(MemberRole r);
+// "voter" | "standby" | "spare"; nullopt otherwise.
+std::optional<MemberRole> parse_member_role(std::string_view s);
 
 // A consistent copy of the node's Raft state, refreshed by the loop thread.
 struct RaftStatus {
@@ -101,6 +118,30 @@ class RaftNode {
   virtual void barrier(BarrierCallback cb) = 0;
 
   virtual RaftStatus status() const = 0;
+
+  // ---- membership and maintenance (leader only unless noted; any thread) ----
+  // Callbacks run on the loop thread, like proposal completions. Errors:
+  // kNoLeader (not the leader, or leadership lost meanwhile), kConflict
+  // (another membership change is in progress; an id or address already
+  // used by a different member; removing the leader itself),
+  // kNotFound (no such member), kUnavailable (stopping, queue full).
+  using DoneCallback = std::function<void(Status)>;
+
+  // Adds server `id` at `address` as a spare, then assigns `role`; for a
+  // voter libraft first replicates the log to it (or sends a snapshot)
+  // until it has caught up, so `done` may take as long as that. Adding a
+  // member that already has this id, address and role is a no-op; one with
+  // this id and address but another role is re-assigned.
+  virtual void add_member(uint64_t id, std::string address, MemberRole role,
+                          DoneCallback done) = 0;
+  virtual void remove_member(uint64_t id, DoneCallback done) = 0;
+  // Hands leadership to voter `id` (0: the most up-to-date voter). `done`
+  // gets ok once another node leads, kUnavailable when none took over
+  // within the election timeout, kNotFound when there is no other voter.
+  virtual void transfer_leadership(uint64_t id, DoneCallback done) = 0;
+  // Takes a snapshot on this node (leader or follower) now and reports the
+  // index it covers. kConflict while one is already being taken.
+  virtual void take_snapshot(std::function<void(Result<uint64_t>)> done) = 0;
 
   // Stops the loop: queued proposals complete with kUnavailable, those
   // already inside libraft with the error libraft closes them with

@@ -76,6 +76,12 @@ std::string execution(std::string_view job_id, std::string_view execution_id) {
   return concat(kExecutionPrefix, job_id, "/", execution_id);
 }
 
+std::string member(uint64_t raft_id) {
+  std::string key(kMemberPrefix);
+  key += encode_u64(raft_id);
+  return key;
+}
+
 std::string running(std::string_view execution_id) { return concat(kRunningPrefix, execution_id); }
 
 std::string prefix_end(std::string_view prefix) {

@@ -17,6 +17,7 @@
 //   e/<job_id>/<exec_id>          execution; exec ids are UUIDv7 (time-ordered)
 //   r/<exec_id>                   job id of an in-flight execution
 //   m/applied_index, m/schema_version
+//   m/member/<u64 BE raft id>     node registry record (name, addresses)
 //
 // Pure functions; no RocksDB types, so tests and other modules can use them.
 namespace chronos::store::keys {
@@ -30,6 +31,7 @@ inline constexpr std::string_view kRunningPrefix = "r/";
 inline constexpr std::string_view kAppliedIndex = "m/applied_index";
 inline constexpr std::string_view kSchemaVersion = "m/schema_version";
 inline constexpr uint64_t kCurrentSchemaVersion = 1;
+inline constexpr std::string_view kMemberPrefix = "m/member/";
 
 // True when `part` can be one segment of a key: not empty, no '/'.
 bool is_key_segment(std::string_view part);
@@ -47,6 +49,7 @@ std::string schedule(std::string_view job_id);
 std::string executions_prefix(std::string_view job_id);
 std::string execution(std::string_view job_id, std::string_view execution_id);
 std::string running(std::string_view execution_id);
+std::string member(uint64_t raft_id);
 
 // The smallest key greater than every key starting with `prefix` (its last
 // byte incremented; prefixes here end in '/', so no carry is needed).

@@ -637,6 +637,22 @@ Result<CommandEffect> apply_prune(ApplyTxn& txn, const model::PruneExecutions& c
   return CommandEffect();
 }
 
+// The registry value is the record minus its raft id (the key holds it).
+Result<CommandEffect> apply_put_member(ApplyTxn& txn, const model::PutMember& cmd) {
+  const std::string key = keys::member(cmd.raft_id);
+  if (cmd.name.empty()) {
+    txn.del(key);
+    return CommandEffect();
+  }
+  std::vector<uint8_t> out;
+  nlohmann::json::to_msgpack(nlohmann::json{{"name", cmd.name},
+                                            {"raft_address", cmd.raft_address},
+                                            {"http_address", cmd.http_address}},
+                             out);
+  txn.put(key, std::string_view(reinterpret_cast<const char*>(out.data()), out.size()));
+  return CommandEffect();
+}
+
 // Owns the DB. Mutations (apply, restore) come from one thread; reads from
 // any thread, each at its own RocksDB snapshot. The counters are atomics
 // written only by the mutating thread after its write succeeded.
@@ -666,8 +682,10 @@ class RocksStore final : public Store {
   Result<std::vector<std::string>> executions_to_prune(std::string_view job_id, size_t keep_newest,
                                                        absl::Time completed_before,
                                                        size_t limit) const override;
+  Result<std::vector<MemberRecord>> list_members() const override;
   Result<std::string> serialize_snapshot() const override;
   Status restore_snapshot(std::string_view image) override;
+  Status import_backup(std::string_view image) override;
 
  private:
   std::unique_ptr<rocksdb::DB> db_;
@@ -695,6 +713,7 @@ Result<ApplyOutcome> RocksStore::apply(uint64_t index, const model::CommandBatch
             [&](const model::FinishExecutions& c) { return apply_finish(txn, c); },
             [&](const model::RedispatchExecutions& c) { return apply_redispatch(txn, c); },
             [&](const model::PruneExecutions& c) { return apply_prune(txn, c); },
+            [&](const model::PutMember& c) { return apply_put_member(txn, c); },
         },
         command);
     if (txn.failed()) return txn.fatal();
@@ -937,6 +956,30 @@ Result<std::vector<model::Execution>> RocksStore::list_in_flight(std::string_vie
   return out;
 }
 
+Result<std::vector<MemberRecord>> RocksStore::list_members() const {
+  const std::string upper = keys::prefix_end(keys::kMemberPrefix);
+  const rocksdb::Slice lower_slice = to_slice(keys::kMemberPrefix);
+  const rocksdb::Slice upper_slice(upper);
+  ReadView view(db_.get());
+  std::unique_ptr<rocksdb::Iterator> it = view.range(db_.get(), &lower_slice, &upper_slice);
+  std::vector<MemberRecord> out;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    std::optional<uint64_t> id =
+        keys::decode_u64(it->key().ToStringView().substr(keys::kMemberPrefix.size()));
+    if (!id) return Error::internal("store: malformed member key " + it->key().ToString());
+    const std::string_view v = it->value().ToStringView();
+    try {
+      const nlohmann::json j = nlohmann::json::from_msgpack(v.begin(), v.end());
+      out.push_back({*id, j.at("name").get<std::string>(), j.at("raft_address").get<std::string>(),
+                     j.at("http_address").get<std::string>()});
+    } catch (const nlohmann::json::exception& e) {
+      return Error::internal(std::string("store: malformed member record: ") + e.what());
+    }
+  }
+  if (!it->status().ok()) return io_error("scan members", it->status());
+  return out;
+}
+
 // Cost: one pass over j/ and one over s/ side by side (both are in job id
 // order), decoding every job: O(jobs), for the leader's rebuild.
 Status RocksStore::for_each_job(
@@ -1037,8 +1080,11 @@ Result<std::string> RocksStore::serialize_snapshot() const {
 // so DeleteRange("", kKeyspaceEnd) clears the whole keyspace.
 constexpr std::string_view kKeyspaceEnd = "\xff";
 
-Status RocksStore::restore_snapshot(std::string_view image) {
-  CHRONOS_ASSIGN_OR_RETURN(const SnapshotImage parsed, parse_snapshot_image(image));
+// The checks of a parsed image's pairs that come before any write (restore
+// and backup import): every key inside the keyspace, the body's applied
+// index equal to the header's, schema version 1. Returns the number of jobs
+// (name-index keys) the image holds.
+Result<uint64_t> check_image_pairs(const SnapshotImage& parsed) {
   uint64_t name_keys = 0;
   for (const auto& [key, value] : parsed.pairs) {
     if (key.empty() || key >= kKeyspaceEnd) {
@@ -1052,6 +1098,12 @@ Status RocksStore::restore_snapshot(std::string_view image) {
     }
     if (key.starts_with(keys::kNamePrefix)) ++name_keys;
   }
+  return name_keys;
+}
+
+Status RocksStore::restore_snapshot(std::string_view image) {
+  CHRONOS_ASSIGN_OR_RETURN(const SnapshotImage parsed, parse_snapshot_image(image));
+  CHRONOS_ASSIGN_OR_RETURN(const uint64_t name_keys, check_image_pairs(parsed));
 
   rocksdb::WriteBatch batch;
   rocksdb::Status s =
@@ -1076,6 +1128,63 @@ Status RocksStore::restore_snapshot(std::string_view image) {
 
   job_count_.store(name_keys);
   applied_index_.store(parsed.applied_index);
+  return ok_status();
+}
+
+// Meta keys: the state machine's and the cluster's bookkeeping (applied
+// index, schema version, node registry m/member/), never data. A backup
+// import carries none of them into the new cluster.
+constexpr std::string_view kMetaPrefix = "m/";
+
+Status RocksStore::import_backup(std::string_view image) {
+  CHRONOS_ASSIGN_OR_RETURN(const SnapshotImage parsed, parse_snapshot_image(image));
+  CHRONOS_ASSIGN_OR_RETURN(const uint64_t name_keys, check_image_pairs(parsed));
+
+  // Empty means what open() leaves in a new directory: the schema version
+  // and at most an applied index of 0. Anything else is some cluster's state,
+  // which an import must not mix with another's.
+  auto not_empty = [](std::string why) {
+    return Error{ErrorCode::kAlreadyExists,
+                 "a backup can only be imported into an empty store; this one " + why, "store"};
+  };
+  if (applied_index_.load() != 0) {
+    return not_empty("has applied log index " + std::to_string(applied_index_.load()));
+  }
+  {
+    ReadView view(db_.get());
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(view.options()));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (it->key() != to_slice(keys::kSchemaVersion) &&
+          it->key() != to_slice(keys::kAppliedIndex)) {
+        // Named by its kind only: the rest of a key may be binary.
+        const std::string_view key = it->key().ToStringView();
+        return not_empty("holds data (a key under " + std::string(key.substr(0, 2)) + ")");
+      }
+    }
+    if (!it->status().ok()) return io_error("scan before import", it->status());
+  }
+
+  rocksdb::WriteBatch batch;
+  rocksdb::Status s;
+  for (const auto& [key, value] : parsed.pairs) {
+    if (s.ok() && !key.starts_with(kMetaPrefix)) s = batch.Put(to_slice(key), to_slice(value));
+  }
+  // Applied index 0: the new cluster's Raft log starts empty, and its first
+  // entries must apply here (an index the store claims to have applied would
+  // be skipped, and Raft refuses to start a store ahead of its log).
+  if (s.ok()) s = batch.Put(to_slice(keys::kAppliedIndex), keys::encode_u64(0));
+  if (s.ok()) {
+    s = batch.Put(to_slice(keys::kSchemaVersion), keys::encode_u64(keys::kCurrentSchemaVersion));
+  }
+  if (!s.ok()) return io_error("build import batch", s);
+
+  // sync=true: no log will ever replay this state; it exists only here.
+  rocksdb::WriteOptions write_options;
+  write_options.sync = true;
+  s = db_->Write(write_options, &batch);
+  if (!s.ok()) return io_error("import write", s);
+
+  job_count_.store(name_keys);
   return ok_status();
 }
 

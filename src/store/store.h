@@ -28,7 +28,7 @@ struct ItemResults {
 //   PutJob    -> the job as stored (Job)
 //   DeleteJob -> the job as it was before deletion (Job)
 //   StartExecutions, FinishExecutions, RedispatchExecutions -> ItemResults
-//   Noop, PruneExecutions -> std::monostate
+//   Noop, PruneExecutions, PutMember -> std::monostate
 using CommandEffect = std::variant<std::monostate, model::Job, ItemResults>;
 
 struct ApplyOutcome {
@@ -72,6 +72,15 @@ struct ScheduleState {
   // Executions started and not finished, oldest first (concurrency policy).
   std::vector<std::string> running;
   bool operator==(const ScheduleState&) const = default;
+};
+
+// One node registry record (model::PutMember as applied).
+struct MemberRecord {
+  uint64_t raft_id = 0;
+  std::string name;
+  std::string raft_address;
+  std::string http_address;
+  bool operator==(const MemberRecord&) const = default;
 };
 
 struct ExecutionQuery {
@@ -159,6 +168,11 @@ class Store {
                                                                absl::Time completed_before,
                                                                size_t limit) const = 0;
 
+  // --- cluster ---
+  // The node registry (m/member/), in raft id order. At most a handful of
+  // records (one per member ever recorded and not removed).
+  virtual Result<std::vector<MemberRecord>> list_members() const = 0;
+
   // --- snapshots (Raft FSM snapshot / restore, backup) ---
   // A consistent image of the whole keyspace, including the applied index,
   // as one self-describing byte string (magic, format version, applied index,
@@ -171,6 +185,22 @@ class Store {
   // either the old or the new state. Validates the image first (crc) and
   // changes nothing if it is corrupt.
   virtual Status restore_snapshot(std::string_view image) = 0;
+
+  // --- backup import (`chronos restore`) ---
+  // Seeds this empty store from a backup (an image from serialize_snapshot,
+  // as GET /cluster/backup serves it) so it can start a NEW cluster. Keeps
+  // the data: jobs, versions, name index, schedule state, executions and
+  // in-flight markers (the new leader re-dispatches those). Drops the old
+  // cluster's bookkeeping, every m/ key (its applied index, which counts a
+  // log this store will never see, and the node registry m/member/), and
+  // leaves the applied index at 0 so a fresh Raft log applies from its
+  // start. One synced WriteBatch.
+  // kValidation (field "snapshot") for a corrupt or truncated image (same
+  // checks as restore_snapshot); kAlreadyExists (field "store") unless the
+  // store is empty (applied index 0, no key but the m/ meta of a fresh
+  // store). Either way nothing is changed. Same thread rule as apply: call it
+  // before the store is handed to Raft.
+  virtual Status import_backup(std::string_view image) = 0;
 };
 
 }  // namespace chronos::store

@@ -107,6 +107,13 @@ TEST(BatchCodec, RoundTripsRedispatchExecutions) {
 
 TEST(BatchCodec, RoundTripsPruneExecutions) { expect_round_trip(CommandBatch{{sample_prune()}}); }
 
+TEST(BatchCodec, RoundTripsPutMemberWithTagEight) {
+  const PutMember member{18446744073709551557ull, "n1", "127.0.0.1:7001", "127.0.0.1:8081"};
+  expect_round_trip(CommandBatch{{member}});
+  expect_round_trip(CommandBatch{{PutMember{42, "", "", ""}}});  // a removal
+  EXPECT_EQ(encode_batch(CommandBatch{{member}})[9], static_cast<char>(8));
+}
+
 TEST(BatchCodec, RoundTripsEmptyExecutionCommands) {
   expect_round_trip(CommandBatch{
       {StartExecutions{}, FinishExecutions{}, RedispatchExecutions{}, PruneExecutions{}}});

@@ -34,6 +34,24 @@ std::vector<std::string> names_of(const ListPage& page) {
   return out;
 }
 
+// --- node registry ---
+
+TEST_F(StoreTest, MemberRecordsAreListedInRaftIdOrderReplacedAndRemoved) {
+  ASSERT_TRUE(apply_one(model::PutMember{9, "n9", "127.0.0.1:7009", "127.0.0.1:8089"}).ok());
+  ASSERT_TRUE(apply_one(model::PutMember{2, "n2", "127.0.0.1:7002", "127.0.0.1:8082"}).ok());
+  ASSERT_TRUE(apply_one(model::PutMember{9, "n9", "127.0.0.1:7009", "10.0.0.9:8089"}).ok());
+  std::vector<MemberRecord> expected = {{2, "n2", "127.0.0.1:7002", "127.0.0.1:8082"},
+                                        {9, "n9", "127.0.0.1:7009", "10.0.0.9:8089"}};
+  EXPECT_EQ(*store_->list_members(), expected);
+
+  ASSERT_TRUE(apply_one(model::PutMember{2, "", "", ""}).ok());
+  expected.erase(expected.begin());
+  EXPECT_EQ(*store_->list_members(), expected);
+  // Registry records are not jobs.
+  EXPECT_EQ(store_->job_count(), 0u);
+  EXPECT_TRUE(store_->list_jobs({})->jobs.empty());
+}
+
 // --- create / get / find ---
 
 TEST_F(StoreTest, NewStoreIsEmpty) {

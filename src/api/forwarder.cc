@@ -1,0 +1,224 @@
+#include "api/forwarder.h"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "base/strings.h"
+
+namespace chronos::api {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+// Connection-level headers are not forwarded (RFC 9110 §7.6.1); Host and
+// Content-Length are set for the new hop.
+bool is_hop_header(std::string_view name) {
+  for (std::string_view h : {"connection", "keep-alive", "proxy-connection", "transfer-encoding",
+                             "te", "trailer", "upgrade", "host", "content-length"}) {
+    if (iequals(name, h)) return true;
+  }
+  return false;
+}
+
+struct Job {
+  HttpRequest request;
+  std::string address;
+  Forwarder::Done done;
+};
+
+Error unavailable(std::string_view address, std::string_view what, const beast::error_code& ec) {
+  return Error{ErrorCode::kUnavailable,
+               str_cat("forwarding to the leader at ", address, " failed: ", what, ": ",
+                       ec.message()),
+               {}};
+}
+
+// One worker: its own io_context (run only by this thread, one operation at
+// a time, so the async calls read like blocking ones with timeouts) and one
+// keep-alive connection to the last address it talked to.
+class Worker {
+ public:
+  explicit Worker(const ForwarderOptions& options) : options_(options), stream_(ioc_) {}
+
+  Result<HttpResponse> exchange(const Job& job) {
+    bool reused = connected_ && job.address == address_;
+    auto result = attempt(job, reused);
+    // A keep-alive connection the other side closed while idle fails at the
+    // first write or before any byte of the answer; nothing was processed,
+    // so one retry on a fresh connection is safe.
+    if (!result.ok() && reused && !response_started_) result = attempt(job, false);
+    return result;
+  }
+
+ private:
+  template <typename Op>
+  beast::error_code run(Op&& op) {
+    beast::error_code result = asio::error::would_block;
+    op([&result](beast::error_code ec, auto&&...) { result = ec; });
+    ioc_.restart();
+    ioc_.run();
+    return result;
+  }
+
+  void close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.close();
+    connected_ = false;
+  }
+
+  Result<HttpResponse> attempt(const Job& job, bool reuse) {
+    response_started_ = false;
+    if (!reuse) {
+      if (connected_) close();
+      auto hp = split_host_port(job.address, "address");
+      if (!hp.ok()) return hp.error();
+      tcp::resolver resolver(ioc_);
+      beast::error_code ec;
+      auto endpoints = resolver.resolve(hp->first, std::to_string(hp->second), ec);
+      if (ec) return unavailable(job.address, "resolve", ec);
+      stream_.expires_after(absl::ToChronoMilliseconds(options_.connect_timeout));
+      ec = run([&](auto handler) { stream_.async_connect(endpoints, handler); });
+      if (ec) {
+        close();
+        return unavailable(job.address, "connect", ec);
+      }
+      connected_ = true;
+      address_ = job.address;
+    }
+
+    const HttpRequest& in = job.request;
+    http::verb verb = http::string_to_verb(in.method);
+    if (verb == http::verb::unknown) {
+      return Error{ErrorCode::kValidation, str_cat("method ", in.method, " cannot be forwarded"),
+                   "method"};
+    }
+    http::request<http::string_body> req{verb, in.target.empty() ? in.path : in.target, 11};
+    for (const auto& [name, value] : in.headers) {
+      if (!is_hop_header(name)) req.set(name, value);
+    }
+    req.set(http::field::host, job.address);
+    req.keep_alive(true);
+    req.body() = in.body;
+    req.prepare_payload();
+
+    stream_.expires_after(absl::ToChronoMilliseconds(options_.request_timeout));
+    beast::error_code ec = run([&](auto handler) { http::async_write(stream_, req, handler); });
+    if (ec) {
+      close();
+      return unavailable(job.address, "send", ec);
+    }
+    beast::flat_buffer buffer;
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(options_.max_response_bytes);
+    ec = run([&](auto handler) { http::async_read(stream_, buffer, parser, handler); });
+    response_started_ = buffer.size() > 0 || parser.got_some();
+    if (ec) {
+      close();
+      return unavailable(job.address, "read the answer", ec);
+    }
+    auto msg = parser.release();
+    if (!msg.keep_alive()) close();
+
+    HttpResponse out;
+    out.status = static_cast<int>(msg.result_int());
+    for (const auto& field : msg) {
+      std::string_view name(field.name_string().data(), field.name_string().size());
+      std::string value(field.value());
+      if (iequals(name, "content-type")) {
+        out.content_type = std::move(value);
+      } else if (!is_hop_header(name) && !iequals(name, "date") && !iequals(name, "server")) {
+        out.headers.emplace_back(std::string(name), std::move(value));
+      }
+    }
+    out.body = std::move(msg.body());
+    return out;
+  }
+
+  const ForwarderOptions& options_;
+  asio::io_context ioc_;
+  beast::tcp_stream stream_;
+  bool connected_ = false;
+  bool response_started_ = false;
+  std::string address_;
+};
+
+class ForwarderImpl final : public Forwarder {
+ public:
+  explicit ForwarderImpl(ForwarderOptions options) : options_(std::move(options)) {
+    for (unsigned i = 0; i < std::max(1u, options_.workers); ++i) {
+      threads_.emplace_back([this] { work(); });
+    }
+  }
+  ~ForwarderImpl() override { stop(); }
+
+  void forward(const HttpRequest& request, std::string address, Done done) override {
+    {
+      std::lock_guard lock(mu_);
+      if (!stopping_ && queue_.size() < options_.max_queued) {
+        queue_.push_back(Job{request, std::move(address), std::move(done)});
+        cv_.notify_one();
+        return;
+      }
+    }
+    done(Error{ErrorCode::kUnavailable,
+               "too many requests waiting to be forwarded to the leader; retry later", {}});
+  }
+
+  void stop() override {
+    std::deque<Job> dropped;
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return;
+      stopping_ = true;
+      dropped.swap(queue_);
+      cv_.notify_all();
+    }
+    for (auto& job : dropped) {
+      job.done(Error{ErrorCode::kUnavailable, "node is shutting down", {}});
+    }
+    for (auto& t : threads_) t.join();
+  }
+
+ private:
+  void work() {
+    Worker worker(options_);
+    for (;;) {
+      Job job;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty()) return;
+        job = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      job.done(worker.exchange(job));
+    }
+  }
+
+  ForwarderOptions options_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Job> queue_;  // guarded by mu_
+  bool stopping_ = false;  // guarded by mu_
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace
+
+std::unique_ptr<Forwarder> Forwarder::start(ForwarderOptions options) {
+  return std::make_unique<ForwarderImpl>(std::move(options));
+}
+
+}  // namespace chronos::api
