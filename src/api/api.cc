@@ -982,7 +982,8 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
            {"is_leader", m.id == s.leader_id},
            {"state", state},
            {"reachable", m.reachable ? json(*m.reachable) : json(nullptr)},
-           {"last_contact_ms", m.last_contact_ms ? json(*m.last_contact_ms) : json(nullptr)}});
+           {"last_contact_ms", m.last_contact_ms ? json(*m.last_contact_ms) : json(nullptr)},
+           {"match_index", m.match_index ? json(*m.match_index) : json(nullptr)}});
     }
     return nodes;
   }

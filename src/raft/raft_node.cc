@@ -927,11 +927,15 @@ class RaftNodeImpl final : public RaftNode {
     const raft_time now = raft_.io->time(raft_.io);
     for (unsigned i = 0; i < raft_.configuration.n; ++i) {
       const auto& srv = raft_.configuration.servers[i];
-      MemberInfo m{srv.id, srv.address ? srv.address : "", std::string(member_role(srv.role)),
-                   std::nullopt, std::nullopt};
+      MemberInfo m;
+      m.id = srv.id;
+      m.address = srv.address ? srv.address : "";
+      m.role = std::string(member_role(srv.role));
       if (leading) {
         // progress[] is parallel to the configuration's servers.
         m.reachable = srv.id == config_.id || raft_.leader_state.progress[i].recent_recv;
+        m.match_index = srv.id == config_.id ? raft_last_index(&raft_)
+                                             : raft_.leader_state.progress[i].match_index;
       } else if (srv.id == leader_id && s.role == Role::kFollower) {
         // Followers restart the election timer on every message from the
         // leader.

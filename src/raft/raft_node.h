@@ -55,6 +55,8 @@ struct MemberInfo {
   // Milliseconds since this node last heard from the member: a follower
   // knows it for the leader only.
   std::optional<int64_t> last_contact_ms;
+  // On the leader: the highest log index known to be replicated there.
+  std::optional<uint64_t> match_index;
 };
 
 enum class MemberRole : uint8_t { kVoter, kStandby, kSpare };

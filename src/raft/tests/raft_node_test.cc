@@ -292,5 +292,121 @@ TEST(RaftNode, RefusesToStartWhenTheStoreIsAheadOfTheLog) {
       << r.error().message;
 }
 
+// ---- membership (several nodes in this process, on loopback) ----
+
+Node start_member(const TempDir& dir, uint64_t id, int port, bool join) {
+  Node n;
+  auto st = store::Store::open(dir.path(str_cat("store-", id)));
+  EXPECT_TRUE(st.ok()) << (st.ok() ? "" : st.error().message);
+  n.store = std::move(st).value();
+  RaftConfig cfg;
+  cfg.id = id;
+  cfg.address = str_cat("127.0.0.1:", port);
+  cfg.dir = dir.path(str_cat("raft-", id));
+  cfg.join = join;
+  cfg.heartbeat_timeout = absl::Milliseconds(50);
+  cfg.election_timeout = absl::Milliseconds(500);
+  auto r = RaftNode::start(cfg, n.store.get());
+  EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
+  n.raft = std::move(r).value();
+  return n;
+}
+
+Status change_sync(const std::function<void(RaftNode::DoneCallback)>& op) {
+  auto done = std::make_shared<std::promise<Status>>();
+  auto fut = done->get_future();
+  op([done](Status st) { done->set_value(std::move(st)); });
+  if (fut.wait_for(std::chrono::seconds(60)) != std::future_status::ready) {
+    return Error::internal("membership change timed out");
+  }
+  return fut.get();
+}
+
+template <typename Pred>
+bool eventually(Pred pred, absl::Duration timeout = absl::Seconds(30)) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    if (pred()) return true;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return false;
+}
+
+std::string role_of(const RaftStatus& s, uint64_t id) {
+  for (const auto& m : s.members) {
+    if (m.id == id) return m.role;
+  }
+  return "";
+}
+
+// One test walks the whole life of a membership: a joiner that never
+// bootstrapped is added and promoted (catching up by snapshot), leadership
+// moves to it, the old leader is removed, a snapshot is taken on request.
+TEST(RaftNode, JoinPromoteTransferRemoveAndSnapshotOnRequest) {
+  TempDir dir;
+  Node a = start_member(dir, 1, free_port(), /*join=*/false);
+  ASSERT_TRUE(wait_caught_up(*a.raft));
+  // Enough entries, and a snapshot, that the joiner needs it to catch up.
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(propose_sync(*a.raft, {{model::PutJob{make_job(str_cat("j", i)), 0}}}).ok());
+  }
+  auto snap = std::make_shared<std::promise<Result<uint64_t>>>();
+  auto snap_fut = snap->get_future();
+  a.raft->take_snapshot([snap](Result<uint64_t> r) { snap->set_value(std::move(r)); });
+  ASSERT_EQ(snap_fut.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  auto snap_index = snap_fut.get();
+  ASSERT_TRUE(snap_index.ok()) << snap_index.error().message;
+  EXPECT_GE(*snap_index, a.store->applied_index() - 1);
+
+  int port_b = free_port();
+  Node b = start_member(dir, 2, port_b, /*join=*/true);
+  EXPECT_TRUE(b.raft->status().members.empty()) << "a joiner does not bootstrap";
+
+  // Followers and joiners refuse membership changes.
+  EXPECT_EQ(change_sync([&](auto cb) { b.raft->remove_member(1, cb); }).error().code,
+            ErrorCode::kNoLeader);
+
+  ASSERT_TRUE(change_sync([&](auto cb) {
+                a.raft->add_member(2, str_cat("127.0.0.1:", port_b), MemberRole::kVoter, cb);
+              }).ok());
+  EXPECT_EQ(role_of(a.raft->status(), 2), "voter");
+  ASSERT_TRUE(eventually([&] { return b.store->job_count() == 20; }));
+  // The same add again is a no-op; the address of another member is refused.
+  EXPECT_TRUE(change_sync([&](auto cb) {
+                a.raft->add_member(2, str_cat("127.0.0.1:", port_b), MemberRole::kVoter, cb);
+              }).ok());
+  EXPECT_EQ(change_sync([&](auto cb) {
+              a.raft->add_member(3, str_cat("127.0.0.1:", port_b), MemberRole::kVoter, cb);
+            }).error().code,
+            ErrorCode::kConflict);
+  // The leader does not remove itself.
+  EXPECT_EQ(change_sync([&](auto cb) { a.raft->remove_member(1, cb); }).error().code,
+            ErrorCode::kConflict);
+  EXPECT_EQ(change_sync([&](auto cb) { a.raft->remove_member(99, cb); }).error().code,
+            ErrorCode::kNotFound);
+
+  ASSERT_TRUE(change_sync([&](auto cb) { a.raft->transfer_leadership(2, cb); }).ok());
+  ASSERT_TRUE(eventually([&] {
+    RaftStatus s = b.raft->status();
+    return s.role == Role::kLeader && s.caught_up;
+  }));
+  ASSERT_TRUE(change_sync([&](auto cb) { b.raft->remove_member(1, cb); }).ok());
+  EXPECT_EQ(role_of(b.raft->status(), 1), "");
+  // The survivor alone is a majority: writes still commit.
+  EXPECT_TRUE(propose_sync(*b.raft, {{model::PutJob{make_job("after"), 0}}}).ok());
+  EXPECT_EQ(b.store->job_count(), 21u);
+  a.raft->stop();
+  b.raft->stop();
+}
+
+TEST(RaftNode, TransferWithoutAnotherVoterIsNotFound) {
+  TempDir dir;
+  Node n = start_node(dir, free_port());
+  ASSERT_TRUE(wait_caught_up(*n.raft));
+  EXPECT_EQ(change_sync([&](auto cb) { n.raft->transfer_leadership(0, cb); }).error().code,
+            ErrorCode::kNotFound);
+  EXPECT_EQ(n.raft->status().role, Role::kLeader);
+}
+
 }  // namespace
 }  // namespace chronos::raft
