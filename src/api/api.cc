@@ -1054,10 +1054,16 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
     if (!body.ok()) return respond(fail(body.error()));
     for (auto it = body->begin(); it != body->end(); ++it) {
       if (it.key() != "id" && it.key() != "raft_address" && it.key() != "http_address" &&
-          it.key() != "role") {
+          it.key() != "role" && it.key() != "register_only") {
         return respond(fail(Error::validation(
-            it.key(), "unknown field (known: id, raft_address, http_address, role)")));
+            it.key(),
+            "unknown field (known: id, raft_address, http_address, role, register_only)")));
       }
+    }
+    bool register_only = false;
+    if (auto it = body->find("register_only"); it != body->end()) {
+      if (!it->is_boolean()) return respond(fail(Error::validation("register_only", "must be a boolean")));
+      register_only = it->get<bool>();
     }
     auto string_field = [&](const char* name, bool required) -> Result<std::string> {
       auto it = body->find(name);
@@ -1092,6 +1098,17 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
 
     raft::RaftStatus s = raft->status();
     uint64_t raft_id = raft::raft_id_for(*name);
+    if (register_only) {
+      // A running node refreshing its registry record: never (re-)adds it,
+      // so a removed node that still runs cannot come back this way.
+      bool member = false;
+      for (const auto& m : s.members) member = member || m.id == raft_id;
+      if (!member) {
+        return respond(fail(Error{ErrorCode::kNotFound,
+                                  str_cat("\"", *name, "\" is not a member of the cluster"),
+                                  "id"}));
+      }
+    }
     raft::MemberRole role = raft::MemberRole::kVoter;
     if (!role_s->empty()) {
       auto parsed = raft::parse_member_role(*role_s);

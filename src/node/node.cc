@@ -52,8 +52,9 @@ std::string join_address(std::string_view url) {
 // a node started with --join, gets it added to the cluster.
 //
 //   leader:   its record missing or stale → propose PutMember itself
-//   follower: its record missing or stale → POST /cluster/join (no role, so
-//             the role is kept) to the leader's registered API address
+//   follower: its record missing or stale → POST /cluster/join with
+//             register_only (records it, never adds it back after a
+//             removal) to the leader's registered API address
 //   joining:  not in the configuration yet → POST /cluster/join (voter) to
 //             the --join address, once a second for at most kJoinFor
 //
@@ -150,7 +151,11 @@ class Registrar {
     nlohmann::json body{{"id", self_.name},
                         {"raft_address", self_.raft_address},
                         {"http_address", self_.http_address}};
-    if (!role.empty()) body["role"] = role;
+    if (!role.empty()) {
+      body["role"] = role;
+    } else {
+      body["register_only"] = true;
+    }
     api::HttpRequest req;
     req.method = "POST";
     req.target = req.path = "/api/v1/cluster/join";
