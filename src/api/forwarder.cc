@@ -5,6 +5,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -52,12 +53,18 @@ class Worker {
   explicit Worker(const ForwarderOptions& options) : options_(options), stream_(ioc_) {}
 
   Result<HttpResponse> exchange(const Job& job) {
-    bool reused = connected_ && job.address == address_;
+    // Connections idle longer than kMaxIdle are not reused: the other side
+    // closes idle keep-alive connections (60 s by default), and a request
+    // sent on one it is closing may or may not have been processed.
+    auto now = std::chrono::steady_clock::now();
+    bool reused = connected_ && job.address == address_ && now - last_used_ < kMaxIdle;
     auto result = attempt(job, reused);
-    // A keep-alive connection the other side closed while idle fails at the
-    // first write or before any byte of the answer; nothing was processed,
-    // so one retry on a fresh connection is safe.
-    if (!result.ok() && reused && !response_started_) result = attempt(job, false);
+    // A reused connection that fails while the request is being written was
+    // closed by the other side before it read the request: nothing was
+    // processed, so one retry on a fresh connection is safe. A failure after
+    // the request was sent is not retried (the write may have happened).
+    if (!result.ok() && reused && !request_sent_) result = attempt(job, false);
+    last_used_ = std::chrono::steady_clock::now();
     return result;
   }
 
@@ -78,8 +85,10 @@ class Worker {
     connected_ = false;
   }
 
+  static constexpr auto kMaxIdle = std::chrono::seconds(20);
+
   Result<HttpResponse> attempt(const Job& job, bool reuse) {
-    response_started_ = false;
+    request_sent_ = false;
     if (!reuse) {
       if (connected_) close();
       auto hp = split_host_port(job.address, "address");
@@ -119,11 +128,11 @@ class Worker {
       close();
       return unavailable(job.address, "send", ec);
     }
+    request_sent_ = true;
     beast::flat_buffer buffer;
     http::response_parser<http::string_body> parser;
     parser.body_limit(options_.max_response_bytes);
     ec = run([&](auto handler) { http::async_read(stream_, buffer, parser, handler); });
-    response_started_ = buffer.size() > 0 || parser.got_some();
     if (ec) {
       close();
       return unavailable(job.address, "read the answer", ec);
@@ -150,7 +159,8 @@ class Worker {
   asio::io_context ioc_;
   beast::tcp_stream stream_;
   bool connected_ = false;
-  bool response_started_ = false;
+  bool request_sent_ = false;
+  std::chrono::steady_clock::time_point last_used_{};
   std::string address_;
 };
 
