@@ -1013,6 +1013,26 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
     return Error{ErrorCode::kNotFound, str_cat("no cluster member \"", id, "\""), "id"};
   }
 
+  // GET /ready: a leader once it has applied everything committed (its
+  // leadership barrier); a follower once it knows a leader and has applied
+  // the leader's commit index.
+  Status ready(const raft::RaftStatus& s) const {
+    if (s.leader_id == 0) return Error{ErrorCode::kNoLeader, "no leader", {}};
+    if (!s.caught_up) return Error{ErrorCode::kUnavailable, "not caught up with the log", {}};
+    if (s.role == raft::Role::kLeader) return ok_status();
+    std::optional<uint64_t> leader_commit =
+        options.leader_commit_index ? options.leader_commit_index() : std::nullopt;
+    if (!leader_commit) {
+      return Error{ErrorCode::kUnavailable, "the leader's commit index is not known yet", {}};
+    }
+    if (s.applied_index < *leader_commit) {
+      return Error{ErrorCode::kUnavailable,
+                   str_cat("behind the leader: applied ", s.applied_index, " of ", *leader_commit),
+                   {}};
+    }
+    return ok_status();
+  }
+
   json cluster_status() const {
     raft::RaftStatus s = raft->status();
     json leader = nullptr;
@@ -1031,7 +1051,7 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
                 {"commit_index", s.commit_index},
                 {"applied_index", s.applied_index},
                 {"last_index", s.last_index},
-                {"ready", s.caught_up},
+                {"ready", ready(s).ok()},
                 {"version", options.version},
                 {"nodes", cluster_nodes(s)},
                 {"circuit_breakers", circuit_breakers()}};
@@ -1288,12 +1308,7 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
     }
     if (path == "/ready") {
       if (m != "GET" && m != "HEAD") return respond(method_not_allowed());
-      raft::RaftStatus s = raft->status();
-      if (!s.caught_up) {
-        return respond(fail(Error{s.leader_id == 0 ? ErrorCode::kNoLeader : ErrorCode::kUnavailable,
-                                  s.leader_id == 0 ? "no leader" : "not caught up with the log",
-                                  {}}));
-      }
+      if (auto st = ready(raft->status()); !st.ok()) return respond(fail(st.error()));
       return respond(ok(json{{"status", "ready"}}));
     }
     if (path.substr(0, kApiPrefix.size()) != kApiPrefix ||

@@ -2,6 +2,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "api/forwarder.h"
@@ -21,6 +22,10 @@ struct ApiOptions {
   // This node's API address as other nodes reach it (host:port), recorded
   // in the node registry.
   std::string http_address;
+  // On a follower: the leader's commit index as last seen (nullopt when not
+  // known recently). A follower is ready only once it has applied that
+  // far: its own commit index trails the leader's while it catches up.
+  std::function<std::optional<uint64_t>()> leader_commit_index;
   std::string version = "0.0.0";
   model::JobDefaults job_defaults;
 };

@@ -48,8 +48,38 @@ std::string join_address(std::string_view url) {
   return std::string(url);
 }
 
-// Keeps this node's record in the node registry (docs/cluster.md) and, for
-// a node started with --join, gets it added to the cluster.
+// The leader's commit index as a follower last saw it (for /ready). Shared
+// between the registrar (writer) and the API (reader); lock-free.
+class LeaderCommit {
+ public:
+  void set(uint64_t leader_id, uint64_t commit) {
+    commit_.store(commit);
+    leader_.store(leader_id);
+    seen_ms_.store(now_ms());
+  }
+  // nullopt unless seen from `leader_id` within kFresh.
+  std::optional<uint64_t> get(uint64_t leader_id) const {
+    if (leader_id == 0 || leader_.load() != leader_id) return std::nullopt;
+    if (now_ms() - seen_ms_.load() > kFreshMs) return std::nullopt;
+    return commit_.load();
+  }
+
+ private:
+  static constexpr int64_t kFreshMs = 2000;
+  static int64_t now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+  std::atomic<uint64_t> commit_{0};
+  std::atomic<uint64_t> leader_{0};
+  std::atomic<int64_t> seen_ms_{0};
+};
+
+// Keeps this node's record in the node registry (docs/cluster.md), for a
+// node started with --join gets it added to the cluster, and on a follower
+// polls the leader's commit index (GET /api/v1/cluster/status) into
+// LeaderCommit.
 //
 //   leader:   its record missing or stale → propose PutMember itself
 //   follower: its record missing or stale → POST /cluster/join with
@@ -63,9 +93,9 @@ std::string join_address(std::string_view url) {
 class Registrar {
  public:
   Registrar(store::Store* store, raft::RaftNode* raft, api::Forwarder* forwarder,
-            model::PutMember self, std::string join)
+            model::PutMember self, std::string join, std::shared_ptr<LeaderCommit> leader_commit)
       : store_(store), raft_(raft), forwarder_(forwarder), self_(std::move(self)),
-        join_(std::move(join)), join_deadline_(std::chrono::steady_clock::now() + kJoinFor),
+        join_(std::move(join)), leader_commit_(std::move(leader_commit)), join_deadline_(std::chrono::steady_clock::now() + kJoinFor),
         thread_([this] { run(); }) {}
 
   ~Registrar() { stop(); }
@@ -88,7 +118,8 @@ class Registrar {
 
   // Shared with callbacks that may outlive the registrar.
   struct State {
-    std::atomic<bool> in_flight{false};
+    std::atomic<bool> in_flight{false};       // registration or join
+    std::atomic<bool> poll_in_flight{false};  // leader status poll
   };
 
   void run() {
@@ -102,10 +133,11 @@ class Registrar {
   }
 
   void step() {
+    raft::RaftStatus s = raft_->status();
+    if (s.role == raft::Role::kFollower && s.leader_id != 0) poll_leader_commit(s.leader_id);
     if (state_->in_flight.load()) return;
     auto now = std::chrono::steady_clock::now();
     if (now < next_attempt_) return;
-    raft::RaftStatus s = raft_->status();
     bool member = false;
     for (const auto& m : s.members) member = member || m.id == self_.raft_id;
 
@@ -147,6 +179,40 @@ class Registrar {
     if (s.role == raft::Role::kFollower && !leader_http.empty()) send_join(leader_http, "");
   }
 
+  std::string http_address_of(uint64_t raft_id) const {
+    auto records = store_->list_members();
+    if (!records.ok()) return "";
+    for (const auto& r : *records) {
+      if (r.raft_id == raft_id) return r.http_address;
+    }
+    return "";
+  }
+
+  void poll_leader_commit(uint64_t leader_id) {
+    if (state_->poll_in_flight.load()) return;
+    std::string address = http_address_of(leader_id);
+    if (address.empty()) return;
+    api::HttpRequest req;
+    req.method = "GET";
+    req.target = req.path = "/api/v1/cluster/status";
+    state_->poll_in_flight = true;
+    auto state = state_;
+    auto leader_commit = leader_commit_;
+    forwarder_->forward(req, address, [state, leader_commit, leader_id](
+                                          Result<api::HttpResponse> r) {
+      state->poll_in_flight = false;
+      if (!r.ok() || r->status != 200) return;
+      auto j = nlohmann::json::parse(r->body, nullptr, /*allow_exceptions=*/false);
+      if (j.is_discarded()) return;
+      const auto& data = j["data"];
+      // Only the leader's own view counts (it may have stepped down since).
+      if (!data.is_object() || data.value("state", "") != "leader") return;
+      if (auto it = data.find("commit_index"); it != data.end() && it->is_number_unsigned()) {
+        leader_commit->set(leader_id, it->get<uint64_t>());
+      }
+    });
+  }
+
   void send_join(const std::string& address, std::string_view role) {
     nlohmann::json body{{"id", self_.name},
                         {"raft_address", self_.raft_address},
@@ -179,6 +245,7 @@ class Registrar {
   api::Forwarder* forwarder_;
   const model::PutMember self_;
   const std::string join_;  // host:port, or empty
+  const std::shared_ptr<LeaderCommit> leader_commit_;
   const std::chrono::steady_clock::time_point join_deadline_;
   std::shared_ptr<State> state_ = std::make_shared<State>();
   // Registrar thread only.
@@ -296,9 +363,14 @@ class NodeImpl final : public Node {
     }
     std::string http_address = str_cat(advertised_host, ":", http_->port());
 
+    auto leader_commit = std::make_shared<LeaderCommit>();
     api::ApiOptions ao;
     ao.node_id = config.node_id;
     ao.http_address = http_address;
+    raft::RaftNode* raft = raft_.get();
+    ao.leader_commit_index = [leader_commit, raft]() {
+      return leader_commit->get(raft->status().leader_id);
+    };
     ao.version = CHRONOS_VERSION;
     ao.job_defaults.missed_run_policy = config.missed_run_policy;
     api_ = std::make_unique<api::Api>(ao, store_.get(), raft_.get(), RealClock::instance(),
@@ -312,7 +384,7 @@ class NodeImpl final : public Node {
     registrar_ = std::make_unique<Registrar>(
         store_.get(), raft_.get(), forwarder_.get(),
         model::PutMember{rc.id, config.node_id, config.raft_address, http_address},
-        rc.join ? join_address(config.join) : std::string());
+        rc.join ? join_address(config.join) : std::string(), leader_commit);
     return ok_status();
   }
 

@@ -205,6 +205,14 @@ class RaftNodeImpl final : public RaftNode {
     raft_set_snapshot_threshold(&raft_, config_.snapshot_threshold);
     raft_set_snapshot_trailing(&raft_, config_.snapshot_trailing);
     raft_set_pre_vote(&raft_, true);
+    // libraft waits this long for a follower's answer to InstallSnapshot
+    // before it sends the snapshot again (default 30 s). A follower that
+    // restarts while one is on its way never answers it, and would stay
+    // behind for the whole timeout; a few election timeouts (at least 5 s,
+    // time to send and restore a large image) bound that stall.
+    raft_set_install_snapshot_timeout(
+        &raft_, static_cast<unsigned>(std::max<int64_t>(
+                    5'000, 4 * absl::ToInt64Milliseconds(config_.election_timeout))));
 
     CHRONOS_RETURN_IF_ERROR(bootstrap_if_new());
 
@@ -511,8 +519,10 @@ class RaftNodeImpl final : public RaftNode {
     std::unique_ptr<store::ApplyOutcome> outcome(static_cast<store::ApplyOutcome*>(result));
     p->node->awaited_indexes_.erase(req->index);
     // Refresh first so a client that sees its write acknowledged also sees
-    // it in the status (applied index) it reads next.
-    p->node->refresh_status();
+    // it in the status (applied index) it reads next. A failed request is
+    // failed while libraft changes state: the status timer refreshes later.
+    if (status == 0) p->node->refresh_status();
+    if (status == RAFT_LEADERSHIPLOST || status == RAFT_NOTLEADER) p->node->note_leadership_lost();
     if (status != 0) {
       complete(p.get(), raft_error(status, "proposal not applied"));
       return;
@@ -648,7 +658,7 @@ class RaftNodeImpl final : public RaftNode {
 
   static void on_change_done(struct raft_change* req, int status) {
     std::unique_ptr<Change> c(static_cast<Change*>(req->data));
-    c->node->refresh_status();
+    if (status == 0) c->node->refresh_status();
     c->done(status == 0 ? ok_status() : Status(change_error(status, "membership change")));
   }
 
@@ -698,7 +708,7 @@ class RaftNodeImpl final : public RaftNode {
   static void on_transfer_done(struct raft_transfer* req) {
     std::unique_ptr<Change> c(static_cast<Change*>(req->data));
     RaftNodeImpl* self = c->node;
-    self->refresh_status();
+    self->refresh_status();  // safe: progress is checked (refresh_status)
     if (raft_state(&self->raft_) == RAFT_LEADER) {
       return c->done(Error{ErrorCode::kUnavailable,
                            "no other node took over leadership within the election timeout", {}});
@@ -909,6 +919,23 @@ class RaftNodeImpl final : public RaftNode {
     self->abort_stuck_change();
   }
 
+  // Called from a request failed because leadership was lost, while libraft
+  // is still stepping down (refresh_status must not read its state now).
+  // Whoever learns of the failure may look at the status next, so it stops
+  // claiming leadership at once; the timer refreshes it right after.
+  void note_leadership_lost() {
+    {
+      std::lock_guard lock(status_mu_);
+      if (status_.role == Role::kLeader) {
+        status_.role = Role::kFollower;
+        status_.leader_id = 0;
+        status_.leader_address.clear();
+        status_.caught_up = false;
+      }
+    }
+    if (handles_open_) uv_timer_start(&status_timer_, &RaftNodeImpl::on_status_timer, 0, 20);
+  }
+
   void refresh_status() {
     RaftStatus s;
     s.id = config_.id;
@@ -923,7 +950,11 @@ class RaftNodeImpl final : public RaftNode {
     s.commit_index = raft_.commit_index;
     s.applied_index = raft_last_applied(&raft_);
     s.last_index = raft_last_index(&raft_);
-    const bool leading = raft_state(&raft_) == RAFT_LEADER;
+    // While libraft steps down it frees the leader's progress array and
+    // then fails pending requests, whose callbacks may refresh: the state
+    // still reads "leader" then, but progress is gone.
+    const bool leading =
+        raft_state(&raft_) == RAFT_LEADER && raft_.leader_state.progress != nullptr;
     const raft_time now = raft_.io->time(raft_.io);
     for (unsigned i = 0; i < raft_.configuration.n; ++i) {
       const auto& srv = raft_.configuration.servers[i];
@@ -945,7 +976,7 @@ class RaftNodeImpl final : public RaftNode {
       }
       s.members.push_back(std::move(m));
     }
-    if (s.role == Role::kLeader) {
+    if (s.role == Role::kLeader && leading) {
       // A new leader may not yet have applied entries of older terms: it
       // knows they are committed only once an entry of its own term commits.
       // A barrier per term gives that entry; until it is applied, local
