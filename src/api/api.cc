@@ -1,5 +1,7 @@
 #include "api/api.h"
 
+#include <arpa/inet.h>
+
 #include <deque>
 #include <mutex>
 #include <optional>
@@ -105,6 +107,18 @@ int json_depth(std::string_view text) {
     }
   }
   return max_depth;
+}
+
+// libraft's TCP transport takes IPv4 dotted quads only.
+Status check_raft_address(const std::string& address) {
+  if (address.size() > 64) return Error::validation("raft_address", "must be at most 64 characters");
+  auto hp = split_host_port(address, "raft_address");
+  if (!hp.ok()) return hp.error();
+  in_addr ignored{};
+  if (inet_pton(AF_INET, hp->first.c_str(), &ignored) != 1) {
+    return Error::validation("raft_address", "must be an IPv4 address and port (a.b.c.d:port)");
+  }
+  return ok_status();
 }
 
 Result<json> parse_json_object(const std::string& body) {
@@ -1074,10 +1088,10 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
     if (!body.ok()) return respond(fail(body.error()));
     for (auto it = body->begin(); it != body->end(); ++it) {
       if (it.key() != "id" && it.key() != "raft_address" && it.key() != "http_address" &&
-          it.key() != "role" && it.key() != "register_only") {
+          it.key() != "role" && it.key() != "register_only" && it.key() != "raft_id") {
         return respond(fail(Error::validation(
-            it.key(),
-            "unknown field (known: id, raft_address, http_address, role, register_only)")));
+            it.key(), "unknown field (known: id, raft_id, raft_address, http_address, role, "
+                      "register_only)")));
       }
     }
     bool register_only = false;
@@ -1103,32 +1117,29 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
     }
     auto raft_address = string_field("raft_address", true);
     if (!raft_address.ok()) return respond(fail(raft_address.error()));
-    if (auto hp = split_host_port(*raft_address, "raft_address"); !hp.ok()) {
-      return respond(fail(hp.error()));
-    }
+    if (auto st = check_raft_address(*raft_address); !st.ok()) return respond(fail(st.error()));
     auto http_address = string_field("http_address", false);
     if (!http_address.ok()) return respond(fail(http_address.error()));
     if (!http_address->empty()) {
+      if (http_address->size() > 255) {
+        return respond(fail(Error::validation("http_address", "must be at most 255 characters")));
+      }
       if (auto hp = split_host_port(*http_address, "http_address"); !hp.ok()) {
         return respond(fail(hp.error()));
+      }
+    }
+    // The node's own raft id: nodes whose peer entry is the plain host:port
+    // form have an id hashed from that address, not from their name.
+    uint64_t raft_id = raft::raft_id_for(*name);
+    if (auto it = body->find("raft_id"); it != body->end() && !it->is_null()) {
+      if (!it->is_string() || !parse_int(it->get<std::string>(), &raft_id) || raft_id == 0) {
+        return respond(fail(Error::validation("raft_id", "must be a positive integer as a string")));
       }
     }
     auto role_s = string_field("role", false);
     if (!role_s.ok()) return respond(fail(role_s.error()));
 
     raft::RaftStatus s = raft->status();
-    uint64_t raft_id = raft::raft_id_for(*name);
-    if (register_only) {
-      // A running node refreshing its registry record: never (re-)adds it,
-      // so a removed node that still runs cannot come back this way.
-      bool member = false;
-      for (const auto& m : s.members) member = member || m.id == raft_id;
-      if (!member) {
-        return respond(fail(Error{ErrorCode::kNotFound,
-                                  str_cat("\"", *name, "\" is not a member of the cluster"),
-                                  "id"}));
-      }
-    }
     raft::MemberRole role = raft::MemberRole::kVoter;
     if (!role_s->empty()) {
       auto parsed = raft::parse_member_role(*role_s);
@@ -1149,8 +1160,11 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
     }
     auto self = shared_from_this();
     model::PutMember record{raft_id, *name, *raft_address, *http_address};
+    // register_only: a running node refreshing its registry record; the
+    // loop thread checks membership, so a removed node that still runs is
+    // never added back.
     raft->add_member(
-        raft_id, *raft_address, role,
+        raft_id, *raft_address, role, register_only,
         on_io([self, record, role, respond = std::move(respond)](Status st) mutable {
           if (!st.ok()) return respond(fail(st.error()));
           self->propose_one(record, [record, role, respond = std::move(respond)](
@@ -1267,12 +1281,22 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
     // Marks the hop so the receiver never forwards it again.
     HttpRequest hop = req;
     hop.headers["x-chronos-forwarded"] = me;
-    forwarder->forward(hop, leader_http,
-                       [me, respond = std::move(respond)](Result<HttpResponse> r) mutable {
-                         if (!r.ok()) return respond(fail(r.error()));
-                         r->headers.emplace_back("X-Chronos-Forwarded-By", me);
-                         respond(std::move(r).value());
-                       });
+    // A trigger that waits for its result may take its whole ?timeout= on
+    // the leader; anything else gets the forwarder's short default. (An
+    // invalid timeout is the leader's to refuse.)
+    absl::Duration timeout = absl::ZeroDuration();
+    if (const std::string* w = req.query_param("wait"); w != nullptr && *w == "true") {
+      auto wait = wait_timeout(req);
+      timeout = (wait.ok() ? *wait : absl::Seconds(60)) + absl::Seconds(10);
+    }
+    forwarder->forward(
+        hop, leader_http,
+        [me, respond = std::move(respond)](Result<HttpResponse> r) mutable {
+          if (!r.ok()) return respond(fail(r.error()));
+          r->headers.emplace_back("X-Chronos-Forwarded-By", me);
+          respond(std::move(r).value());
+        },
+        timeout);
     return true;
   }
 
@@ -1319,38 +1343,35 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
     std::vector<std::string> seg;
     for (auto part : split_skip_empty(path, '/')) seg.emplace_back(part);
 
-    {
-      const std::string* c = req.query_param("consistent");
-      bool consistent_read = req.method == "GET" && c != nullptr && *c == "true";
-      bool local_only = seg.size() == 2 && seg[0] == "cluster" &&
-                        (seg[1] == "status" || seg[1] == "nodes" ||
-                         (seg[1] == "backup" && !consistent_read));
-      if (!local_only && (consistent_read || is_write(req, seg)) &&
-          forward_if_follower(req, respond)) {
-        return;
-      }
-    }
-
     // ?consistent=true: a linearizable read. A barrier through the log
     // proves this node is still the leader and has applied everything
-    // committed before the request arrived; the read then runs locally.
-    if (const std::string* c = req.query_param("consistent"); c != nullptr && *c != "false") {
-      if (*c != "true") {
-        return respond(fail(Error::validation("consistent", "must be true or false")));
-      }
-      if (m == "GET") {
-        auto self = shared_from_this();
-        auto shared_req = std::make_shared<HttpRequest>(std::move(req));
-        raft->barrier([self, shared_req, seg = std::move(seg),
-                       respond = std::move(respond)](Status st) mutable {
-          self->post([self, shared_req, seg = std::move(seg), respond = std::move(respond),
-                      st = std::move(st)]() mutable {
-            if (!st.ok()) return respond(fail(st.error()));
-            self->dispatch(*shared_req, seg, std::move(respond));
-          });
+    // committed before the request arrived; the read then runs locally. A
+    // follower forwards it (and every write) to the leader. This node's own
+    // cluster view (status, nodes) is always answered here.
+    const std::string* c = req.query_param("consistent");
+    if (c != nullptr && *c != "true" && *c != "false") {
+      return respond(fail(Error::validation("consistent", "must be true or false")));
+    }
+    const bool consistent_read = m == "GET" && c != nullptr && *c == "true";
+    const bool local_only = seg.size() == 2 && seg[0] == "cluster" &&
+                            (seg[1] == "status" || seg[1] == "nodes" ||
+                             (seg[1] == "backup" && !consistent_read));
+    if (!local_only && (consistent_read || is_write(req, seg)) &&
+        forward_if_follower(req, respond)) {
+      return;
+    }
+    if (consistent_read && !local_only) {
+      auto self = shared_from_this();
+      auto shared_req = std::make_shared<HttpRequest>(std::move(req));
+      raft->barrier([self, shared_req, seg = std::move(seg),
+                     respond = std::move(respond)](Status st) mutable {
+        self->post([self, shared_req, seg = std::move(seg), respond = std::move(respond),
+                    st = std::move(st)]() mutable {
+          if (!st.ok()) return respond(fail(st.error()));
+          self->dispatch(*shared_req, seg, std::move(respond));
         });
-        return;
-      }
+      });
+      return;
     }
     dispatch(req, seg, std::move(respond));
   }

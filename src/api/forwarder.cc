@@ -3,6 +3,7 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
@@ -36,6 +37,7 @@ struct Job {
   HttpRequest request;
   std::string address;
   Forwarder::Done done;
+  absl::Duration timeout;
 };
 
 Error unavailable(std::string_view address, std::string_view what, const beast::error_code& ec) {
@@ -51,6 +53,15 @@ Error unavailable(std::string_view address, std::string_view what, const beast::
 class Worker {
  public:
   explicit Worker(const ForwarderOptions& options) : options_(options), stream_(ioc_) {}
+
+  // Aborts the exchange under way, if any (any thread): its pending
+  // operation completes with operation_aborted on the worker's thread.
+  void cancel() {
+    asio::post(ioc_, [this] {
+      beast::error_code ignored;
+      stream_.socket().cancel(ignored);
+    });
+  }
 
   Result<HttpResponse> exchange(const Job& job) {
     // Connections idle longer than kMaxIdle are not reused: the other side
@@ -122,7 +133,8 @@ class Worker {
     req.body() = in.body;
     req.prepare_payload();
 
-    stream_.expires_after(absl::ToChronoMilliseconds(options_.request_timeout));
+    stream_.expires_after(absl::ToChronoMilliseconds(
+        job.timeout > absl::ZeroDuration() ? job.timeout : options_.request_timeout));
     beast::error_code ec = run([&](auto handler) { http::async_write(stream_, req, handler); });
     if (ec) {
       close();
@@ -173,11 +185,12 @@ class ForwarderImpl final : public Forwarder {
   }
   ~ForwarderImpl() override { stop(); }
 
-  void forward(const HttpRequest& request, std::string address, Done done) override {
+  void forward(const HttpRequest& request, std::string address, Done done,
+               absl::Duration timeout) override {
     {
       std::lock_guard lock(mu_);
       if (!stopping_ && queue_.size() < options_.max_queued) {
-        queue_.push_back(Job{request, std::move(address), std::move(done)});
+        queue_.push_back(Job{request, std::move(address), std::move(done), timeout});
         cv_.notify_one();
         return;
       }
@@ -194,6 +207,7 @@ class ForwarderImpl final : public Forwarder {
       stopping_ = true;
       dropped.swap(queue_);
       cv_.notify_all();
+      for (Worker* w : workers_) w->cancel();
     }
     for (auto& job : dropped) {
       job.done(Error{ErrorCode::kUnavailable, "node is shutting down", {}});
@@ -204,12 +218,25 @@ class ForwarderImpl final : public Forwarder {
  private:
   void work() {
     Worker worker(options_);
+    {
+      std::lock_guard lock(mu_);
+      workers_.push_back(&worker);
+    }
+    // Unregistered before `worker` dies, under the lock stop() cancels with.
+    struct Unregister {
+      ForwarderImpl* self;
+      Worker* w;
+      ~Unregister() {
+        std::lock_guard lock(self->mu_);
+        std::erase(self->workers_, w);
+      }
+    } unregister{this, &worker};
     for (;;) {
       Job job;
       {
         std::unique_lock lock(mu_);
         cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-        if (queue_.empty()) return;
+        if (stopping_ || queue_.empty()) return;
         job = std::move(queue_.front());
         queue_.pop_front();
       }
@@ -222,6 +249,7 @@ class ForwarderImpl final : public Forwarder {
   std::condition_variable cv_;
   std::deque<Job> queue_;  // guarded by mu_
   bool stopping_ = false;  // guarded by mu_
+  std::vector<Worker*> workers_;  // live workers; guarded by mu_
   std::vector<std::thread> threads_;
 };
 

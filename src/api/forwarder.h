@@ -16,8 +16,10 @@ struct ForwarderOptions {
   // Requests waiting for a worker; beyond it forward() fails at once.
   size_t max_queued = 4096;
   absl::Duration connect_timeout = absl::Seconds(3);
-  // Whole exchange (a trigger with ?wait=true may take up to its timeout).
-  absl::Duration request_timeout = absl::Seconds(90);
+  // Whole exchange unless forward() is given its own. Short: a worker
+  // waiting on a leader that stopped answering holds up the requests
+  // behind it.
+  absl::Duration request_timeout = absl::Seconds(10);
   size_t max_response_bytes = 64 << 20;
 };
 
@@ -27,8 +29,8 @@ struct ForwarderOptions {
 // connection-level ones. Beast stays inside forwarder.cc.
 //
 // Thread safety: forward() from any thread; `done` runs on a worker thread
-// and must not block for long. stop() from the owner, once; requests still
-// queued then complete with kUnavailable.
+// and must not block for long. stop() from the owner: requests still queued
+// and exchanges under way complete with kUnavailable.
 class Forwarder {
  public:
   using Done = std::function<void(Result<HttpResponse>)>;
@@ -38,7 +40,10 @@ class Forwarder {
   // `address` is host:port (IPv4 or a name that resolves to one). Errors:
   // kUnavailable when the node cannot be reached, answers garbage or the
   // queue is full.
-  virtual void forward(const HttpRequest& request, std::string address, Done done) = 0;
+  // `timeout` (when not zero) replaces request_timeout for this exchange,
+  // for requests that wait on purpose (a trigger with ?wait=true).
+  virtual void forward(const HttpRequest& request, std::string address, Done done,
+                       absl::Duration timeout = absl::ZeroDuration()) = 0;
   virtual void stop() = 0;
 };
 

@@ -200,6 +200,16 @@ Result<Restored> restore(const std::string& file, const std::string& data_dir) {
   }
   StagingGuard guard(staging);
   CHRONOS_RETURN_IF_ERROR(build_store(staging / "store", file, image, &out));
+  // Tells the node that this store is not explained by its (new) Raft log:
+  // its first leadership snapshots the whole state for new members
+  // (docs/cluster.md, node.cc).
+  {
+    const fs::path marker = staging / "store" / std::string(store::kRestoredMarker);
+    std::FILE* f = std::fopen(marker.c_str(), "w");
+    if (f == nullptr || std::fclose(f) != 0) {
+      return failure(str_cat("cannot write ", marker.string()));
+    }
+  }
 
   // The one step that makes DIR usable; before it DIR is as it was.
   const fs::path from = exists ? staging / "store" : staging;

@@ -141,8 +141,12 @@ class Registrar {
     bool member = false;
     for (const auto& m : s.members) member = member || m.id == self_.raft_id;
 
-    if (!member) {
-      if (join_.empty() || joined_) return;
+    bool voter = false;
+    for (const auto& m : s.members) voter = voter || (m.id == self_.raft_id && m.role == "voter");
+
+    // A node started with --join asks until it is a voter (a promotion
+    // can fail when it was slow to catch up; it is then left a spare).
+    if (!join_.empty() && !joined_ && !voter) {
       if (now > join_deadline_) {
         if (!gave_up_) {
           spdlog::error("cluster: could not join through {} within {}s; start the node again "
@@ -154,7 +158,8 @@ class Registrar {
       }
       return send_join(join_, "voter");
     }
-    joined_ = true;
+    if (voter) joined_ = true;
+    if (!member) return;
 
     auto records = store_->list_members();
     if (!records.ok()) return;
@@ -215,6 +220,7 @@ class Registrar {
 
   void send_join(const std::string& address, std::string_view role) {
     nlohmann::json body{{"id", self_.name},
+                        {"raft_id", std::to_string(self_.raft_id)},
                         {"raft_address", self_.raft_address},
                         {"http_address", self_.http_address}};
     if (!role.empty()) {
@@ -285,7 +291,15 @@ class NodeImpl final : public Node {
       // (for the plain host:port form) its Raft address.
       const raft::Peer* me = nullptr;
       for (const auto& p : rc.bootstrap_voters) {
-        if (p.id == rc.id || p.address == rc.address) me = &p;
+        if (p.id != rc.id && p.address != rc.address) continue;
+        if (me != nullptr) {
+          return Error::validation(
+              "cluster.raft.peers",
+              str_cat("matches this node twice (cluster.node_id \"", config.node_id,
+                      "\" and cluster.raft.address ", config.raft_address,
+                      " name different entries)"));
+        }
+        me = &p;
       }
       if (me == nullptr) {
         return Error::validation(
@@ -302,9 +316,25 @@ class NodeImpl final : public Node {
     }
     // A node joins only while it has no Raft state; afterwards its log holds
     // the configuration.
+    const std::filesystem::path restored_marker =
+        std::filesystem::path(config.data_dir) / "store" / std::string(store::kRestoredMarker);
+    const bool restored = std::filesystem::exists(restored_marker, ec);
     if (!config.join.empty()) {
-      std::error_code ec;
       rc.join = !std::filesystem::exists(rc.dir, ec) || std::filesystem::is_empty(rc.dir, ec);
+      if (rc.join && (restored || store_->job_count() > 0)) {
+        // Its data would sit under the other cluster's log and diverge.
+        return Error::validation("cluster.join",
+                                 "this data directory already holds jobs (a restored backup "
+                                 "starts its own cluster): start it without --join, or join "
+                                 "with an empty data directory");
+      }
+    }
+    if (restored) {
+      rc.compact_log_on_first_leadership = true;
+      rc.on_log_compacted = [restored_marker] {
+        std::error_code rm_ec;
+        std::filesystem::remove(restored_marker, rm_ec);
+      };
     }
     rc.heartbeat_timeout = config.heartbeat_timeout;
     rc.election_timeout = config.election_timeout;
@@ -336,6 +366,13 @@ class NodeImpl final : public Node {
     sched_holder->store(scheduler_.get());
 
     forwarder_ = api::Forwarder::start(api::ForwarderOptions{});
+    // The registrar's own traffic (registration, join, the leader's commit
+    // index for /ready) never queues behind client requests.
+    api::ForwarderOptions control;
+    control.workers = 2;
+    control.max_queued = 16;
+    control.request_timeout = absl::Seconds(5);
+    control_forwarder_ = api::Forwarder::start(control);
 
     // The server binds first (the advertised API address needs its port);
     // requests that arrive before the API is wired get 503.
@@ -382,7 +419,7 @@ class NodeImpl final : public Node {
     api_holder->store(api_.get());
 
     registrar_ = std::make_unique<Registrar>(
-        store_.get(), raft_.get(), forwarder_.get(),
+        store_.get(), raft_.get(), control_forwarder_.get(),
         model::PutMember{rc.id, config.node_id, config.raft_address, http_address},
         rc.join ? join_address(config.join) : std::string(), leader_commit);
     return ok_status();
@@ -427,8 +464,11 @@ class NodeImpl final : public Node {
     if (scheduler_) scheduler_->stop();
     if (dispatcher_) dispatcher_->stop();
     if (raft_) raft_->stop();
-    if (http_) http_->stop();
+    // Forwarded requests still waiting on the leader are answered 503 now
+    // rather than holding the drain below.
     if (forwarder_) forwarder_->stop();
+    if (control_forwarder_) control_forwarder_->stop();
+    if (http_) http_->stop();
     registrar_.reset();
     raft_.reset();
     scheduler_.reset();
@@ -436,6 +476,7 @@ class NodeImpl final : public Node {
     api_.reset();
     http_.reset();
     forwarder_.reset();
+    control_forwarder_.reset();
     store_.reset();
   }
 
@@ -449,6 +490,7 @@ class NodeImpl final : public Node {
   std::unique_ptr<api::Api> api_;
   std::unique_ptr<api::HttpServer> http_;
   std::unique_ptr<api::Forwarder> forwarder_;
+  std::unique_ptr<api::Forwarder> control_forwarder_;
   std::unique_ptr<Registrar> registrar_;
   std::string url_;
 };

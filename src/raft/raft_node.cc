@@ -268,10 +268,11 @@ class RaftNodeImpl final : public RaftNode {
     return status_;
   }
 
-  void add_member(uint64_t id, std::string address, MemberRole role, DoneCallback done) override {
+  void add_member(uint64_t id, std::string address, MemberRole role, bool must_exist,
+                  DoneCallback done) override {
     run_on_loop(
-        [this, id, address = std::move(address), role, done]() mutable {
-          do_add(id, std::move(address), raft_role_of(role), std::move(done));
+        [this, id, address = std::move(address), role, must_exist, done]() mutable {
+          do_add(id, std::move(address), raft_role_of(role), must_exist, std::move(done));
         },
         done);
   }
@@ -359,6 +360,7 @@ class RaftNodeImpl final : public RaftNode {
     if (closing_) return;
     closing_ = true;
     fail_queued(Error{ErrorCode::kUnavailable, "node is shutting down", {}});
+    finish_snapshot(Error{ErrorCode::kUnavailable, "node is shutting down", {}});
     if (handles_open_) uv_timer_stop(&status_timer_);
     close_handles();
     close_raft_when_idle();
@@ -579,9 +581,18 @@ class RaftNodeImpl final : public RaftNode {
     return nullptr;
   }
 
-  void do_add(uint64_t id, std::string address, int role, DoneCallback done) {
+  void do_add(uint64_t id, std::string address, int role, bool must_exist, DoneCallback done) {
     if (raft_state(&raft_) != RAFT_LEADER) {
       return done(Error{ErrorCode::kNoLeader, "this node is not the leader", {}});
+    }
+    if (must_exist && find_server(id) == nullptr) {
+      return done(Error{ErrorCode::kNotFound, str_cat("raft id ", id, " is not a member"), "id"});
+    }
+    if (compact_pending()) {
+      return done(Error{ErrorCode::kUnavailable,
+                        "this cluster was restored from a backup and is still writing its first "
+                        "snapshot (new members are sent that snapshot); retry in a moment",
+                        {}});
     }
     for (unsigned i = 0; i < raft_.configuration.n; ++i) {
       const auto& srv = raft_.configuration.servers[i];
@@ -609,7 +620,7 @@ class RaftNodeImpl final : public RaftNode {
     }
     int rv = raft_add(&raft_, &c->req, id, address.c_str(), &RaftNodeImpl::on_member_added);
     if (rv != 0) return c->done(change_error(rv, "add member"));
-    change_started_ = absl::Now();
+    change_started_ms_ = raft_.io->time(raft_.io);
     c.release();  // owned by the request until on_member_added
   }
 
@@ -630,7 +641,7 @@ class RaftNodeImpl final : public RaftNode {
     c->req.data = c.get();
     int rv = raft_assign(&raft_, &c->req, c->id, c->role, &RaftNodeImpl::on_change_done);
     if (rv != 0) return c->done(change_error(rv, "assign role"));
-    change_started_ = absl::Now();
+    change_started_ms_ = raft_.io->time(raft_.io);
     c.release();  // owned by the request until on_change_done
   }
 
@@ -652,7 +663,7 @@ class RaftNodeImpl final : public RaftNode {
     c->req.data = c.get();
     int rv = raft_remove(&raft_, &c->req, id, &RaftNodeImpl::on_change_done);
     if (rv != 0) return c->done(change_error(rv, "remove member"));
-    change_started_ = absl::Now();
+    change_started_ms_ = raft_.io->time(raft_.io);
     c.release();
   }
 
@@ -673,7 +684,10 @@ class RaftNodeImpl final : public RaftNode {
     if (raft_state(&raft_) != RAFT_LEADER) return;
     struct raft_change* req = raft_.leader_state.change;
     if (req == nullptr || raft_.leader_state.promotee_id == 0) return;
-    if (absl::Now() - change_started_ < kMaxChangeDuration) return;
+    if (raft_.io->time(raft_.io) - change_started_ms_ <
+        static_cast<raft_time>(absl::ToInt64Milliseconds(kMaxChangeDuration))) {
+      return;
+    }
     spdlog::warn("raft: giving up promoting member {}: it did not catch up within {}",
                  raft_.leader_state.promotee_id, absl::FormatDuration(kMaxChangeDuration));
     raft_.leader_state.promotee_id = 0;
@@ -692,6 +706,18 @@ class RaftNodeImpl final : public RaftNode {
       return done(Error{ErrorCode::kNoLeader, "this node is not the leader", {}});
     }
     if (id == config_.id) return done(ok_status());  // already leads
+    if (raft_.transfer != nullptr) {
+      return done(Error{ErrorCode::kConflict, "a leadership transfer is already in progress", {}});
+    }
+    if (id != 0) {
+      const struct raft_server* target = find_server(id);
+      if (target == nullptr) {
+        return done(Error{ErrorCode::kNotFound, str_cat("no member with raft id ", id), "id"});
+      }
+      if (target->role != RAFT_VOTER) {
+        return done(Error{ErrorCode::kConflict, "leadership goes to voters only", "id"});
+      }
+    }
     auto c = std::make_unique<Change>();
     c->node = this;
     c->id = id;
@@ -720,7 +746,7 @@ class RaftNodeImpl final : public RaftNode {
   // since the last one. To take one now the threshold is lowered to 1 and a
   // barrier entry is applied, which makes libraft snapshot right after;
   // the threshold is restored once a snapshot covering the barrier exists.
-  void do_snapshot(std::function<void(Result<uint64_t>)> done) {
+  void do_snapshot(std::function<void(Result<uint64_t>)> done, bool compact_all = false) {
     if (snapshot_done_) {
       return done(Error{ErrorCode::kConflict, "a snapshot is already being taken on request", {}});
     }
@@ -730,9 +756,35 @@ class RaftNodeImpl final : public RaftNode {
     snapshot_done_ = std::move(done);
     snapshot_target_ = raft_last_applied(&raft_) + 1;
     snapshot_saved_threshold_ = raft_.snapshot.threshold;
+    snapshot_saved_trailing_ = raft_.snapshot.trailing;
     snapshot_deadline_ = absl::Now() + absl::Seconds(30);
     raft_set_snapshot_threshold(&raft_, 1);
+    if (compact_all) raft_set_snapshot_trailing(&raft_, 0);
     snapshot_barrier();
+  }
+
+  // A restored data dir (RaftConfig::compact_log_on_first_leadership): its
+  // store holds state no log entry explains, so a member that replayed the
+  // log would miss it. The first leader therefore snapshots with no
+  // trailing entries, after which every new member starts from a snapshot.
+  bool compact_pending() const { return config_.compact_log_on_first_leadership && !compacted_; }
+
+  void compact_if_restored() {
+    if (!compact_pending() || compacting_ || closing_) return;
+    compacting_ = true;
+    do_snapshot(
+        [this](Result<uint64_t> r) {
+          compacting_ = false;
+          if (!r.ok()) {
+            spdlog::warn("raft: first snapshot of the restored state failed: {}; will retry",
+                         r.error().message);
+            return;
+          }
+          compacted_ = true;
+          spdlog::info("raft: restored state snapshotted at index {}", *r);
+          if (config_.on_log_compacted) config_.on_log_compacted();
+        },
+        /*compact_all=*/true);
   }
 
   void snapshot_barrier() {
@@ -765,6 +817,7 @@ class RaftNodeImpl final : public RaftNode {
   void finish_snapshot(Result<uint64_t> result) {
     if (!snapshot_done_) return;
     raft_set_snapshot_threshold(&raft_, snapshot_saved_threshold_);
+    raft_set_snapshot_trailing(&raft_, snapshot_saved_trailing_);
     auto done = std::move(snapshot_done_);
     snapshot_done_ = nullptr;
     done(std::move(result));
@@ -1002,6 +1055,7 @@ class RaftNodeImpl final : public RaftNode {
       // (a refresh from inside an apply batch may see commit > applied for
       // a moment, which is not lag).
       s.caught_up = caught_up_term_ == s.term;
+      if (s.caught_up) compact_if_restored();
     } else {
       s.caught_up =
           s.role == Role::kFollower && s.leader_id != 0 && s.applied_index >= s.commit_index;
@@ -1032,11 +1086,14 @@ class RaftNodeImpl final : public RaftNode {
   uint64_t barrier_term_ = 0;  // term whose leadership barrier was proposed
   std::atomic<bool> thread_started_{false};
   uint64_t caught_up_term_ = 0;
-  absl::Time change_started_;  // of the pending configuration change
+  raft_time change_started_ms_ = 0;  // of the pending configuration change (io time)
   // A snapshot requested through take_snapshot (at most one at a time).
   std::function<void(Result<uint64_t>)> snapshot_done_;
   uint64_t snapshot_target_ = 0;
   unsigned snapshot_saved_threshold_ = 0;
+  unsigned snapshot_saved_trailing_ = 0;
+  bool compacting_ = false;  // compact_if_restored's snapshot is running
+  bool compacted_ = false;   // ... and has completed
   absl::Time snapshot_deadline_;
   unsigned snapshot_polls_ = 0;
   std::unordered_set<uint64_t> awaited_indexes_;  // our proposals not yet applied

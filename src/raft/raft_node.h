@@ -30,6 +30,12 @@ struct RaftConfig {
   // Join an existing cluster instead: an empty `dir` is not bootstrapped;
   // the node waits (as a non-member follower) until a leader adds it.
   bool join = false;
+  // The store was restored from a backup into a new cluster: the first time
+  // this node leads, it snapshots and drops the whole log (new members must
+  // start from a snapshot: no log entry explains the restored state), then
+  // calls on_log_compacted (loop thread). Until then add_member refuses.
+  bool compact_log_on_first_leadership = false;
+  std::function<void()> on_log_compacted;
   absl::Duration heartbeat_timeout = absl::Milliseconds(100);
   absl::Duration election_timeout = absl::Milliseconds(1000);
   unsigned snapshot_threshold = 8192;  // entries between snapshots
@@ -133,16 +139,21 @@ class RaftNode {
   // voter libraft first replicates the log to it (or sends a snapshot)
   // until it has caught up, so `done` may take as long as that. Adding a
   // member that already has this id, address and role is a no-op; one with
-  // this id and address but another role is re-assigned.
-  virtual void add_member(uint64_t id, std::string address, MemberRole role,
+  // this id and address but another role is re-assigned. `must_exist`
+  // refuses (kNotFound) a server that is not a member when the request
+  // reaches the loop, so a re-registration never re-adds a removed node.
+  // kUnavailable while a restored cluster writes its first snapshot.
+  virtual void add_member(uint64_t id, std::string address, MemberRole role, bool must_exist,
                           DoneCallback done) = 0;
   virtual void remove_member(uint64_t id, DoneCallback done) = 0;
   // Hands leadership to voter `id` (0: the most up-to-date voter). `done`
   // gets ok once another node leads, kUnavailable when none took over
-  // within the election timeout, kNotFound when there is no other voter.
+  // within the election timeout, kNotFound when there is no other voter
+  // (or no such member), kConflict when `id` is not a voter or a transfer
+  // is already running.
   virtual void transfer_leadership(uint64_t id, DoneCallback done) = 0;
-  // Takes a snapshot on this node (leader or follower) now and reports the
-  // index it covers. kConflict while one is already being taken.
+  // Takes a snapshot on the leader now and reports the index it covers.
+  // kConflict while one is already being taken; kNoLeader on a follower.
   virtual void take_snapshot(std::function<void(Result<uint64_t>)> done) = 0;
 
   // Stops the loop: queued proposals complete with kUnavailable, those

@@ -17,6 +17,11 @@
 
 namespace chronos::store {
 
+// A file in the store directory written by `chronos restore`: the store's
+// state came from a backup, not from the Raft log next to it. The node
+// removes it once its first snapshot covers that state.
+inline constexpr std::string_view kRestoredMarker = "CHRONOS_RESTORED";
+
 // Per-item outcome of a command that carries many items (StartExecutions,
 // FinishExecutions, RedispatchExecutions), in the command's item order. A
 // failed item changed nothing; the others applied.

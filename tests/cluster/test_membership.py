@@ -4,6 +4,7 @@ SIGTERM), taking a snapshot on request, and a lagging node catching up
 from a snapshot after the log was compacted.
 """
 
+import os
 import re
 import threading
 import time
@@ -255,3 +256,56 @@ class SnapshotTest(ch.ClusterTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+@h.require_binary
+class RestoreAndGrowTest(ch.ClusterTestCase):
+    """A cluster restored from a backup grows with --join: the joiner gets
+    the restored state (by snapshot: no log entry explains it)."""
+
+    TIME_BUDGET_S = 120
+
+    def test_joiner_of_a_restored_cluster_has_every_job(self):
+        src = self.new_cluster(1)
+        jobs = create_jobs(self, src.leader(), 5, prefix="restored")
+        backup = src.leader().api("GET", "/api/v1/cluster/backup")
+        self.assertEqual(backup.status, 200, repr(backup))
+        work = h.make_temp_dir("chronos-restore-grow-")
+        self.addCleanup(h.remove_temp_dir, work)
+        path = os.path.join(work, "backup.bin")
+        with open(path, "wb") as f:
+            f.write(backup.raw)
+        for n in src.all_nodes:
+            n.stop()
+
+        data = os.path.join(work, "r1")
+        rc, out = h.run_chronos(["restore", path, "--data-dir", data])
+        self.assertEqual(rc, 0, out)
+        r1 = h.Node(data_dir=data, node_id="r1",
+                    extra_args=["--config", src.config_path])
+        self.addCleanup(r1.cleanup)
+        r1.start_ready()
+        ch.wait_has_jobs(r1, jobs)
+
+        r2 = h.Node(node_id="r2", extra_args=[
+            "--config", src.config_path,
+            "--join", "http://%s:%d" % (ch.HOST, r1.http_port)])
+        self.addCleanup(r2.cleanup)
+        r2.start()
+        r2.wait_ready(ch.DEADLINE_S)
+        ch.wait_has_jobs(r2, jobs)
+        # Later writes reach it too.
+        jobs += create_jobs(self, r1, 1, prefix="after")
+        ch.wait_has_jobs(r2, jobs)
+
+        # A restored data dir never joins another cluster.
+        other = os.path.join(work, "r3")
+        rc, out = h.run_chronos(["restore", path, "--data-dir", other])
+        self.assertEqual(rc, 0, out)
+        rc, out = h.run_chronos([
+            "serve", "--data-dir", other, "--node-id", "r3",
+            "--http-address", "%s:%d" % (ch.HOST, ch.pick_port()),
+            "--raft-address", "%s:%d" % (ch.HOST, ch.pick_port()),
+            "--join", "http://%s:%d" % (ch.HOST, r1.http_port)])
+        self.assertNotEqual(rc, 0, out)
+        self.assertIn("cluster.join", out)

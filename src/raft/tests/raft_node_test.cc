@@ -367,16 +367,16 @@ TEST(RaftNode, JoinPromoteTransferRemoveAndSnapshotOnRequest) {
             ErrorCode::kNoLeader);
 
   ASSERT_TRUE(change_sync([&](auto cb) {
-                a.raft->add_member(2, str_cat("127.0.0.1:", port_b), MemberRole::kVoter, cb);
+                a.raft->add_member(2, str_cat("127.0.0.1:", port_b), MemberRole::kVoter, false, cb);
               }).ok());
   EXPECT_EQ(role_of(a.raft->status(), 2), "voter");
   ASSERT_TRUE(eventually([&] { return b.store->job_count() == 20; }));
   // The same add again is a no-op; the address of another member is refused.
   EXPECT_TRUE(change_sync([&](auto cb) {
-                a.raft->add_member(2, str_cat("127.0.0.1:", port_b), MemberRole::kVoter, cb);
+                a.raft->add_member(2, str_cat("127.0.0.1:", port_b), MemberRole::kVoter, false, cb);
               }).ok());
   EXPECT_EQ(change_sync([&](auto cb) {
-              a.raft->add_member(3, str_cat("127.0.0.1:", port_b), MemberRole::kVoter, cb);
+              a.raft->add_member(3, str_cat("127.0.0.1:", port_b), MemberRole::kVoter, false, cb);
             }).error().code,
             ErrorCode::kConflict);
   // The leader does not remove itself.
