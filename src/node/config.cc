@@ -119,7 +119,13 @@ const std::map<std::string, Setter>& setters() {
       {"scheduler.execution_timeout",
        duration_field(&NodeConfig::execution_timeout, "scheduler.execution_timeout")},
       {"scheduler.missed_run_policy", set_missed_run_policy},
-      {"scheduler.late_grace", duration_field(&NodeConfig::late_grace, "scheduler.late_grace")},
+      {"scheduler.late_grace",
+       [](NodeConfig& c, const std::string& v) -> Status {
+         auto d = parse_duration(v);
+         if (!d.ok()) return Error::validation("scheduler.late_grace", d.error().message);
+         c.late_grace = *d;
+         return ok_status();
+       }},
       {"dispatcher.concurrency.max_concurrent_jobs",
        unsigned_field(&NodeConfig::max_concurrent_dispatches,
                       "dispatcher.concurrency.max_concurrent_jobs")},
@@ -223,7 +229,7 @@ Status validate(const NodeConfig& c) {
   if (c.history_max_per_job < 1) {
     return Error::validation("history.max_per_job", "must be at least 1");
   }
-  if (c.late_grace < absl::ZeroDuration()) {
+  if (c.late_grace && *c.late_grace < absl::ZeroDuration()) {
     return Error::validation("scheduler.late_grace", "must not be negative");
   }
   if (!c.join.empty()) {

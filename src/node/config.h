@@ -39,7 +39,8 @@ struct NodeConfig {
   // history.* (SPEC §3 retention)
   unsigned history_max_per_job = 1000;                    // history.max_per_job
   absl::Duration history_max_age = absl::Hours(24 * 30);  // history.max_age
-  absl::Duration late_grace = absl::Seconds(2);           // scheduler.late_grace
+  // scheduler.late_grace; unset: sched::default_late_grace(election_timeout)
+  std::optional<absl::Duration> late_grace;
   std::string log_level = "info";                         // logging.level
   std::string log_format = "text";                        // logging.format
   std::string auth_type = "none";                         // auth.type

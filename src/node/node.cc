@@ -358,7 +358,7 @@ class NodeImpl final : public Node {
 
     sched::SchedulerOptions so;
     so.node_id = config.node_id;
-    so.plan.late_grace = config.late_grace;
+    so.plan.late_grace = config.late_grace.value_or(sched::default_late_grace(config.election_timeout));
     so.history_max_per_job = config.history_max_per_job;
     so.history_max_age = config.history_max_age;
     scheduler_ = sched::Scheduler::start(so, store_.get(), raft_.get(), dispatcher_.get(),

@@ -5,6 +5,11 @@
 #include "base/check.h"
 
 namespace chronos::sched {
+
+absl::Duration default_late_grace(absl::Duration election_timeout) {
+  return absl::Seconds(2) + 3 * election_timeout;
+}
+
 namespace {
 
 using model::Concurrency;

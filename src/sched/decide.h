@@ -29,10 +29,11 @@ namespace chronos::sched {
 struct PlanOptions {
   // A due run whose fire time (scheduled time + jitter offset) is at most
   // this far behind `now` is ON TIME (trigger schedule); older ones are
-  // MISSED and go through the job's missed_run_policy. 2 s absorbs a late
-  // wake-up, a slow commit or a leader change that takes an election
-  // (~300 ms here) without turning ordinary runs into catch-ups, while a
-  // node that was down for a whole period still counts as missing it.
+  // MISSED and go through the job's missed_run_policy. It absorbs a late
+  // wake-up, a slow commit or a leader change without turning ordinary runs
+  // into catch-ups, while a node that was down for a whole period still
+  // counts as missing it. Servers use default_late_grace(election timeout)
+  // unless scheduler.late_grace is set; 2 s is for single-process tests.
   absl::Duration late_grace = absl::Seconds(2);
   // A run is due when its fire time is <= now + lookahead (DESIGN
   // "precision": commit a little ahead, fire exactly on time). The driver
@@ -47,6 +48,14 @@ struct PlanOptions {
   // paused for a year with a per-second schedule.
   size_t max_counted_missed = 10'000;
 };
+
+// The default late_grace for a cluster with this Raft election timeout: a
+// leader change takes up to 2 election timeouts to notice a dead leader
+// (libraft randomises the timeout between 1 and 2 ×), plus a split vote;
+// runs that fell due meanwhile are ordinary late runs, not missed ones. The
+// deterministic simulation (tests/sim) saw new leaders active up to ~3 s
+// after a due run with a 1 s timeout; 2 s + 3 × the timeout covers that.
+absl::Duration default_late_grace(absl::Duration election_timeout);
 
 // One run the plan decided on (started or recorded skipped).
 struct PlannedRun {

@@ -254,20 +254,22 @@ class Cluster:
                               e, node.log_tail())) from None
 
     @staticmethod
-    def status(node, timeout=5):
-        """GET /api/v1/cluster/status -> data (raises on any failure)."""
-        r = node.api("GET", "/api/v1/cluster/status", timeout=timeout)
+    def _cluster_get(node, what, timeout):
+        """GET /api/v1/cluster/<what> -> data (raises on any failure)."""
+        r = node.api("GET", "/api/v1/cluster/" + what, timeout=timeout)
         if r.status != 200 or not isinstance(r.json, dict):
-            raise AssertionError("cluster status of %s: %r" % (node.node_id, r))
+            raise AssertionError("cluster %s of %s: %r" % (what, node.node_id, r))
         return r.json["data"]
 
     @staticmethod
+    def status(node, timeout=5):
+        """GET /api/v1/cluster/status -> data."""
+        return Cluster._cluster_get(node, "status", timeout)
+
+    @staticmethod
     def cluster_nodes(node, timeout=5):
-        """GET /api/v1/cluster/nodes -> list of members (raises on failure)."""
-        r = node.api("GET", "/api/v1/cluster/nodes", timeout=timeout)
-        if r.status != 200 or not isinstance(r.json, dict):
-            raise AssertionError("cluster nodes of %s: %r" % (node.node_id, r))
-        return r.json["data"]
+        """GET /api/v1/cluster/nodes -> list of members."""
+        return Cluster._cluster_get(node, "nodes", timeout)
 
     def describe(self):
         """Every node's state and log tail, for failure messages."""
@@ -368,27 +370,23 @@ class Cluster:
 def wait_while_running(nodes, predicate, timeout, what):
     """Like h.wait_for, but fails at once, with the log tail, when one of
     `nodes` exits (e.g. a node that does not accept its flags)."""
-    deadline = time.monotonic() + timeout
-    last_exc = None
-    while True:
+    def alive_and(pred):
         for n in nodes:
             if not n.running():
-                raise AssertionError(
+                raise _NodeExited(
                     "%s exited (%s) while waiting for %s; cmd %s\n"
                     "--- log tail ---\n%s" % (
                         n.node_id, n.proc and n.proc.returncode, what,
                         " ".join(n.command()), n.log_tail()))
-        try:
-            value = predicate()
-            if value:
-                return value
-        except Exception as e:  # noqa: BLE001 - reported on timeout
-            last_exc = e
-        if time.monotonic() >= deadline:
-            raise AssertionError("timed out after %.1fs waiting for %s%s" % (
-                timeout, what, "" if last_exc is None else
-                " (last error: %r)" % (last_exc,)))
-        time.sleep(h.POLL_INTERVAL_S)
+        return pred()
+    try:
+        return h.wait_for(lambda: alive_and(predicate), timeout, what)
+    except _NodeExited as e:
+        raise AssertionError(str(e)) from None
+
+
+class _NodeExited(BaseException):
+    """Escapes h.wait_for's retry loop (it retries on Exception)."""
 
 
 # --- tests with a time budget ------------------------------------------------
