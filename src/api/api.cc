@@ -111,7 +111,8 @@ int json_depth(std::string_view text) {
 
 // libraft's TCP transport takes IPv4 dotted quads only.
 Status check_raft_address(const std::string& address) {
-  if (address.size() > 64) return Error::validation("raft_address", "must be at most 64 characters");
+  if (address.size() > 64)
+    return Error::validation("raft_address", "must be at most 64 characters");
   auto hp = split_host_port(address, "raft_address");
   if (!hp.ok()) return hp.error();
   in_addr ignored{};
@@ -176,7 +177,8 @@ std::string route_label(std::string_view path) {
   const std::string p(kApiPrefix);
   if (seg.size() == 2 &&
       ((is(0, {"schedules"}) && is(1, {"validate"})) || (is(0, {"webhooks"}) && is(1, {"test"})) ||
-       (is(0, {"cluster"}) && is(1, {"status", "nodes", "join", "transfer-leadership", "snapshot", "backup"})))) {
+       (is(0, {"cluster"}) &&
+        is(1, {"status", "nodes", "join", "transfer-leadership", "snapshot", "backup"})))) {
     return str_cat(p, "/", seg[0], "/", seg[1]);
   }
   if (seg.size() == 3 && is(0, {"cluster"}) && is(1, {"nodes"})) return p + "/cluster/nodes/{id}";
@@ -979,13 +981,15 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
     for (const auto& m : s.members) {
       const store::MemberRecord* rec = record_of(m.id);
       bool self_node = m.id == s.id;
-      std::string state = self_node ? std::string(raft::to_string(s.role))
+      std::string state = self_node             ? std::string(raft::to_string(s.role))
                           : m.id == s.leader_id ? "leader"
                           : s.role == raft::Role::kLeader && m.reachable.value_or(false)
                               ? "follower"
                               : "unknown";
       nodes.push_back(
-          {{"id", self_node ? options.node_id : rec ? rec->name : std::to_string(m.id)},
+          {{"id", self_node ? options.node_id
+                  : rec     ? rec->name
+                            : std::to_string(m.id)},
            {"raft_id", std::to_string(m.id)},
            {"address", m.address},
            {"raft_address", m.address},
@@ -1090,13 +1094,15 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
       if (it.key() != "id" && it.key() != "raft_address" && it.key() != "http_address" &&
           it.key() != "role" && it.key() != "register_only" && it.key() != "raft_id") {
         return respond(fail(Error::validation(
-            it.key(), "unknown field (known: id, raft_id, raft_address, http_address, role, "
-                      "register_only)")));
+            it.key(),
+            "unknown field (known: id, raft_id, raft_address, http_address, role, "
+            "register_only)")));
       }
     }
     bool register_only = false;
     if (auto it = body->find("register_only"); it != body->end()) {
-      if (!it->is_boolean()) return respond(fail(Error::validation("register_only", "must be a boolean")));
+      if (!it->is_boolean())
+        return respond(fail(Error::validation("register_only", "must be a boolean")));
       register_only = it->get<bool>();
     }
     auto string_field = [&](const char* name, bool required) -> Result<std::string> {
@@ -1133,7 +1139,8 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
     uint64_t raft_id = raft::raft_id_for(*name);
     if (auto it = body->find("raft_id"); it != body->end() && !it->is_null()) {
       if (!it->is_string() || !parse_int(it->get<std::string>(), &raft_id) || raft_id == 0) {
-        return respond(fail(Error::validation("raft_id", "must be a positive integer as a string")));
+        return respond(
+            fail(Error::validation("raft_id", "must be a positive integer as a string")));
       }
     }
     auto role_s = string_field("role", false);
@@ -1143,7 +1150,8 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
     raft::MemberRole role = raft::MemberRole::kVoter;
     if (!role_s->empty()) {
       auto parsed = raft::parse_member_role(*role_s);
-      if (!parsed) return respond(fail(Error::validation("role", "must be voter, standby or spare")));
+      if (!parsed)
+        return respond(fail(Error::validation("role", "must be voter, standby or spare")));
       role = *parsed;
     } else {
       for (const auto& m : s.members) {
@@ -1163,20 +1171,19 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
     // register_only: a running node refreshing its registry record; the
     // loop thread checks membership, so a removed node that still runs is
     // never added back.
-    raft->add_member(
-        raft_id, *raft_address, role, register_only,
-        on_io([self, record, role, respond = std::move(respond)](Status st) mutable {
-          if (!st.ok()) return respond(fail(st.error()));
-          self->propose_one(record, [record, role, respond = std::move(respond)](
-                                        Result<store::CommandEffect> r) {
-            if (!r.ok()) return respond(fail(r.error()));
-            respond(ok(json{{"id", record.name},
-                            {"raft_id", std::to_string(record.raft_id)},
-                            {"raft_address", record.raft_address},
-                            {"http_address", record.http_address},
-                            {"role", raft::to_string(role)}}));
-          });
-        }));
+    raft->add_member(raft_id, *raft_address, role, register_only,
+                     on_io([self, record, role, respond = std::move(respond)](Status st) mutable {
+                       if (!st.ok()) return respond(fail(st.error()));
+                       self->propose_one(record, [record, role, respond = std::move(respond)](
+                                                     Result<store::CommandEffect> r) {
+                         if (!r.ok()) return respond(fail(r.error()));
+                         respond(ok(json{{"id", record.name},
+                                         {"raft_id", std::to_string(record.raft_id)},
+                                         {"raft_address", record.raft_address},
+                                         {"http_address", record.http_address},
+                                         {"role", raft::to_string(role)}}));
+                       });
+                     }));
   }
 
   void remove_node(const std::string& id, Responder respond) {
@@ -1185,19 +1192,16 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
     if (!raft_id.ok()) return respond(fail(raft_id.error()));
     std::string name = member_name(*raft_id, s);
     auto self = shared_from_this();
-    raft->remove_member(
-        *raft_id, on_io([self, raft_id = *raft_id, name, respond = std::move(respond)](
-                            Status st) mutable {
-          if (!st.ok()) return respond(fail(st.error()));
-          self->propose_one(model::PutMember{raft_id, "", "", ""},
-                            [name, raft_id, respond = std::move(respond)](
-                                Result<store::CommandEffect> r) {
-                              if (!r.ok()) return respond(fail(r.error()));
-                              respond(ok(json{{"id", name},
-                                              {"raft_id", std::to_string(raft_id)},
-                                              {"removed", true}}));
-                            });
-        }));
+    raft->remove_member(*raft_id, on_io([self, raft_id = *raft_id, name,
+                                         respond = std::move(respond)](Status st) mutable {
+      if (!st.ok()) return respond(fail(st.error()));
+      self->propose_one(model::PutMember{raft_id, "", "", ""}, [name, raft_id,
+                                                                respond = std::move(respond)](
+                                                                   Result<store::CommandEffect> r) {
+        if (!r.ok()) return respond(fail(r.error()));
+        respond(ok(json{{"id", name}, {"raft_id", std::to_string(raft_id)}, {"removed", true}}));
+      });
+    }));
   }
 
   void transfer_leadership(const HttpRequest& req, Responder respond) {
@@ -1207,7 +1211,8 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
       auto body = parse_json_object(req.body);
       if (!body.ok()) return respond(fail(body.error()));
       for (auto it = body->begin(); it != body->end(); ++it) {
-        if (it.key() != "id") return respond(fail(Error::validation(it.key(), "unknown field (known: id)")));
+        if (it.key() != "id")
+          return respond(fail(Error::validation(it.key(), "unknown field (known: id)")));
       }
       if (auto it = body->find("id"); it != body->end() && !it->is_null()) {
         if (!it->is_string()) return respond(fail(Error::validation("id", "must be a string")));
@@ -1217,17 +1222,17 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
       }
     }
     auto self = shared_from_this();
-    raft->transfer_leadership(
-        target, on_io([self, respond = std::move(respond)](Status st) mutable {
-          if (!st.ok()) return respond(fail(st.error()));
-          raft::RaftStatus now = self->raft->status();
-          json leader = nullptr;
-          if (now.leader_id != 0) {
-            leader = {{"id", self->member_name(now.leader_id, now)},
-                      {"raft_id", std::to_string(now.leader_id)}};
-          }
-          respond(ok(json{{"transferred", true}, {"leader", leader}}));
-        }));
+    raft->transfer_leadership(target,
+                              on_io([self, respond = std::move(respond)](Status st) mutable {
+                                if (!st.ok()) return respond(fail(st.error()));
+                                raft::RaftStatus now = self->raft->status();
+                                json leader = nullptr;
+                                if (now.leader_id != 0) {
+                                  leader = {{"id", self->member_name(now.leader_id, now)},
+                                            {"raft_id", std::to_string(now.leader_id)}};
+                                }
+                                respond(ok(json{{"transferred", true}, {"leader", leader}}));
+                              }));
   }
 
   void snapshot(Responder respond) {
@@ -1256,12 +1261,13 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
     if (s.role == raft::Role::kLeader) return false;
     if (req.header("x-chronos-forwarded") != nullptr) {
       // Never forward twice: leadership moved while the request travelled.
-      respond(fail(Error{ErrorCode::kNoLeader,
-                         "this node is no longer the leader; retry the request", {}}));
+      respond(fail(
+          Error{ErrorCode::kNoLeader, "this node is no longer the leader; retry the request", {}}));
       return true;
     }
     if (s.leader_id == 0 || forwarder == nullptr) {
-      respond(fail(Error{ErrorCode::kNoLeader, "no leader is known (an election is under way)", {}}));
+      respond(
+          fail(Error{ErrorCode::kNoLeader, "no leader is known (an election is under way)", {}}));
       return true;
     }
     std::string leader_http;
@@ -1271,10 +1277,10 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
       }
     }
     if (leader_http.empty()) {
-      respond(fail(Error{ErrorCode::kNoLeader,
-                         str_cat("the leader (raft id ", s.leader_id,
-                                 ") has not registered its API address yet"),
-                         {}}));
+      respond(fail(Error{
+          ErrorCode::kNoLeader,
+          str_cat("the leader (raft id ", s.leader_id, ") has not registered its API address yet"),
+          {}}));
       return true;
     }
     std::string me = options.node_id;
@@ -1353,9 +1359,9 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
       return respond(fail(Error::validation("consistent", "must be true or false")));
     }
     const bool consistent_read = m == "GET" && c != nullptr && *c == "true";
-    const bool local_only = seg.size() == 2 && seg[0] == "cluster" &&
-                            (seg[1] == "status" || seg[1] == "nodes" ||
-                             (seg[1] == "backup" && !consistent_read));
+    const bool local_only =
+        seg.size() == 2 && seg[0] == "cluster" &&
+        (seg[1] == "status" || seg[1] == "nodes" || (seg[1] == "backup" && !consistent_read));
     if (!local_only && (consistent_read || is_write(req, seg)) &&
         forward_if_follower(req, respond)) {
       return;

@@ -48,8 +48,8 @@ class Api {
   // `forwarder` sends writes (and consistent reads) that reach a follower
   // to the leader (nullptr: they are refused with NO_LEADER).
   Api(ApiOptions options, store::Store* store, raft::RaftNode* raft, const Clock* clock,
-      metrics::Registry* metrics, dispatch::HttpDispatcher* dispatcher,
-      sched::Scheduler* scheduler, Forwarder* forwarder);
+      metrics::Registry* metrics, dispatch::HttpDispatcher* dispatcher, sched::Scheduler* scheduler,
+      Forwarder* forwarder);
 
   // Where completions of Raft proposals continue, off the Raft loop thread.
   // Set once, before the first request (until then they run inline).

@@ -41,10 +41,10 @@ struct Job {
 };
 
 Error unavailable(std::string_view address, std::string_view what, const beast::error_code& ec) {
-  return Error{ErrorCode::kUnavailable,
-               str_cat("forwarding to the leader at ", address, " failed: ", what, ": ",
-                       ec.message()),
-               {}};
+  return Error{
+      ErrorCode::kUnavailable,
+      str_cat("forwarding to the leader at ", address, " failed: ", what, ": ", ec.message()),
+      {}};
 }
 
 // One worker: its own io_context (run only by this thread, one operation at
@@ -196,7 +196,8 @@ class ForwarderImpl final : public Forwarder {
       }
     }
     done(Error{ErrorCode::kUnavailable,
-               "too many requests waiting to be forwarded to the leader; retry later", {}});
+               "too many requests waiting to be forwarded to the leader; retry later",
+               {}});
   }
 
   void stop() override {
@@ -247,8 +248,8 @@ class ForwarderImpl final : public Forwarder {
   ForwarderOptions options_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Job> queue_;  // guarded by mu_
-  bool stopping_ = false;  // guarded by mu_
+  std::deque<Job> queue_;         // guarded by mu_
+  bool stopping_ = false;         // guarded by mu_
   std::vector<Worker*> workers_;  // live workers; guarded by mu_
   std::vector<std::thread> threads_;
 };

@@ -41,11 +41,11 @@ using Handler = std::function<void(HttpRequest, Responder)>;
 struct HttpServerOptions {
   std::string address = "127.0.0.1:8080";  // host:port; port 0 picks one
   unsigned threads = 2;
-  size_t max_body_bytes = 1 << 20;    // larger bodies get 413
-  size_t max_header_bytes = 16 << 10; // larger headers get 431
-  unsigned idle_timeout_s = 60;       // keep-alive connections idle longer are closed
-  size_t max_connections = 4096;      // more are accepted and closed at once
-  unsigned drain_timeout_ms = 3000;   // stop(): wait this long for in-flight responses
+  size_t max_body_bytes = 1 << 20;     // larger bodies get 413
+  size_t max_header_bytes = 16 << 10;  // larger headers get 431
+  unsigned idle_timeout_s = 60;        // keep-alive connections idle longer are closed
+  size_t max_connections = 4096;       // more are accepted and closed at once
+  unsigned drain_timeout_ms = 3000;    // stop(): wait this long for in-flight responses
 };
 
 // HTTP/1.1 server (Boost.Beast on asio; Beast stays inside http_server.cc).
@@ -59,7 +59,7 @@ class HttpServer {
  public:
   virtual ~HttpServer() = default;
   static Result<std::unique_ptr<HttpServer>> start(const HttpServerOptions& options,
-                                                    Handler handler);
+                                                   Handler handler);
   // Port actually bound (useful with port 0).
   virtual uint16_t port() const = 0;
   // Runs `fn` on one of the I/O threads (never inline). Used to move work

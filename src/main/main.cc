@@ -74,8 +74,9 @@ int main(int argc, char** argv) {
                         "Raft host:port (cluster.raft.address)");
   serve_cmd->add_option("--raft-peers", flags.raft_peers,
                         "Initial voters, comma-separated id@host:port (cluster.raft.peers)");
-  serve_cmd->add_option("--join", flags.join,
-                        "API URL of a cluster member to join (cluster.join), e.g. http://10.0.0.1:8080");
+  serve_cmd->add_option(
+      "--join", flags.join,
+      "API URL of a cluster member to join (cluster.join), e.g. http://10.0.0.1:8080");
   serve_cmd->add_option("--http-address", flags.http_address,
                         "API host:port (server.http.address)");
   serve_cmd->add_option("--log-level", flags.log_level, "trace|debug|info|warn|error");

@@ -242,8 +242,7 @@ Status validate(const NodeConfig& c) {
     if (url.substr(0, 7) == "http://") url.remove_prefix(7);
     if (!url.empty() && url.back() == '/') url.remove_suffix(1);
     if (url.empty() || url.find('/') != std::string_view::npos || url.find(':') == url.npos) {
-      return Error::validation("cluster.join",
-                               "must be the API URL of a member: http://host:port");
+      return Error::validation("cluster.join", "must be the API URL of a member: http://host:port");
     }
   }
   if (c.log_format != "text" && c.log_format != "json") {
@@ -312,9 +311,12 @@ Result<NodeConfig> load_config(const ConfigFlags& flags,
   }
 
   const std::pair<const std::optional<std::string>*, const char*> kFlagKeys[] = {
-      {&flags.node_id, "cluster.node_id"},           {&flags.data_dir, "cluster.data_dir"},
-      {&flags.raft_address, "cluster.raft.address"}, {&flags.raft_peers, "cluster.raft.peers"},
-      {&flags.http_address, "server.http.address"},  {&flags.log_level, "logging.level"},
+      {&flags.node_id, "cluster.node_id"},
+      {&flags.data_dir, "cluster.data_dir"},
+      {&flags.raft_address, "cluster.raft.address"},
+      {&flags.raft_peers, "cluster.raft.peers"},
+      {&flags.http_address, "server.http.address"},
+      {&flags.log_level, "logging.level"},
       {&flags.join, "cluster.join"},
   };
   for (const auto& [value, key] : kFlagKeys) {

@@ -14,9 +14,9 @@
 #include "base/metrics.h"
 #include "base/strings.h"
 #include "dispatch/http_dispatcher.h"
+#include "nlohmann/json.hpp"
 #include "raft/raft_node.h"
 #include "sched/scheduler.h"
-#include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
 #include "store/store.h"
 
@@ -94,8 +94,13 @@ class Registrar {
  public:
   Registrar(store::Store* store, raft::RaftNode* raft, api::Forwarder* forwarder,
             model::PutMember self, std::string join, std::shared_ptr<LeaderCommit> leader_commit)
-      : store_(store), raft_(raft), forwarder_(forwarder), self_(std::move(self)),
-        join_(std::move(join)), leader_commit_(std::move(leader_commit)), join_deadline_(std::chrono::steady_clock::now() + kJoinFor),
+      : store_(store),
+        raft_(raft),
+        forwarder_(forwarder),
+        self_(std::move(self)),
+        join_(std::move(join)),
+        leader_commit_(std::move(leader_commit)),
+        join_deadline_(std::chrono::steady_clock::now() + kJoinFor),
         thread_([this] { run(); }) {}
 
   ~Registrar() { stop(); }
@@ -149,9 +154,10 @@ class Registrar {
     if (!join_.empty() && !joined_ && !voter) {
       if (now > join_deadline_) {
         if (!gave_up_) {
-          spdlog::error("cluster: could not join through {} within {}s; start the node again "
-                        "or add it with POST /api/v1/cluster/join",
-                        join_, kJoinFor.count());
+          spdlog::error(
+              "cluster: could not join through {} within {}s; start the node again "
+              "or add it with POST /api/v1/cluster/join",
+              join_, kJoinFor.count());
           gave_up_ = true;
         }
         return;
@@ -203,19 +209,19 @@ class Registrar {
     state_->poll_in_flight = true;
     auto state = state_;
     auto leader_commit = leader_commit_;
-    forwarder_->forward(req, address, [state, leader_commit, leader_id](
-                                          Result<api::HttpResponse> r) {
-      state->poll_in_flight = false;
-      if (!r.ok() || r->status != 200) return;
-      auto j = nlohmann::json::parse(r->body, nullptr, /*allow_exceptions=*/false);
-      if (j.is_discarded()) return;
-      const auto& data = j["data"];
-      // Only the leader's own view counts (it may have stepped down since).
-      if (!data.is_object() || data.value("state", "") != "leader") return;
-      if (auto it = data.find("commit_index"); it != data.end() && it->is_number_unsigned()) {
-        leader_commit->set(leader_id, it->get<uint64_t>());
-      }
-    });
+    forwarder_->forward(
+        req, address, [state, leader_commit, leader_id](Result<api::HttpResponse> r) {
+          state->poll_in_flight = false;
+          if (!r.ok() || r->status != 200) return;
+          auto j = nlohmann::json::parse(r->body, nullptr, /*allow_exceptions=*/false);
+          if (j.is_discarded()) return;
+          const auto& data = j["data"];
+          // Only the leader's own view counts (it may have stepped down since).
+          if (!data.is_object() || data.value("state", "") != "leader") return;
+          if (auto it = data.find("commit_index"); it != data.end() && it->is_number_unsigned()) {
+            leader_commit->set(leader_id, it->get<uint64_t>());
+          }
+        });
   }
 
   void send_join(const std::string& address, std::string_view role) {
@@ -293,11 +299,10 @@ class NodeImpl final : public Node {
       for (const auto& p : rc.bootstrap_voters) {
         if (p.id != rc.id && p.address != rc.address) continue;
         if (me != nullptr) {
-          return Error::validation(
-              "cluster.raft.peers",
-              str_cat("matches this node twice (cluster.node_id \"", config.node_id,
-                      "\" and cluster.raft.address ", config.raft_address,
-                      " name different entries)"));
+          return Error::validation("cluster.raft.peers",
+                                   str_cat("matches this node twice (cluster.node_id \"",
+                                           config.node_id, "\" and cluster.raft.address ",
+                                           config.raft_address, " name different entries)"));
         }
         me = &p;
       }
@@ -358,7 +363,8 @@ class NodeImpl final : public Node {
 
     sched::SchedulerOptions so;
     so.node_id = config.node_id;
-    so.plan.late_grace = config.late_grace.value_or(sched::default_late_grace(config.election_timeout));
+    so.plan.late_grace =
+        config.late_grace.value_or(sched::default_late_grace(config.election_timeout));
     so.history_max_per_job = config.history_max_per_job;
     so.history_max_age = config.history_max_age;
     scheduler_ = sched::Scheduler::start(so, store_.get(), raft_.get(), dispatcher_.get(),
@@ -381,13 +387,15 @@ class NodeImpl final : public Node {
     ho.threads = config.http_threads;
     auto api_holder = std::make_shared<std::atomic<api::Api*>>(nullptr);
     CHRONOS_ASSIGN_OR_RETURN(
-        http_, api::HttpServer::start(ho, [api_holder](api::HttpRequest req,
-                                                       api::Responder respond) {
-          if (api::Api* api = api_holder->load()) return api->handle(std::move(req), std::move(respond));
+        http_,
+        api::HttpServer::start(ho, [api_holder](api::HttpRequest req, api::Responder respond) {
+          if (api::Api* api = api_holder->load())
+            return api->handle(std::move(req), std::move(respond));
           api::HttpResponse r;
           r.status = 503;
           r.headers.emplace_back("Retry-After", "1");
-          r.body = R"({"success":false,"error":{"code":"UNAVAILABLE","message":"node is starting"}})";
+          r.body =
+              R"({"success":false,"error":{"code":"UNAVAILABLE","message":"node is starting"}})";
           respond(std::move(r));
         }));
     auto hp = api::split_host_port(config.http_address, "server.http.address");
@@ -410,9 +418,9 @@ class NodeImpl final : public Node {
     };
     ao.version = CHRONOS_VERSION;
     ao.job_defaults.missed_run_policy = config.missed_run_policy;
-    api_ = std::make_unique<api::Api>(ao, store_.get(), raft_.get(), RealClock::instance(),
-                                      &metrics_, dispatcher_.get(), scheduler_.get(),
-                                      forwarder_.get());
+    api_ =
+        std::make_unique<api::Api>(ao, store_.get(), raft_.get(), RealClock::instance(), &metrics_,
+                                   dispatcher_.get(), scheduler_.get(), forwarder_.get());
     // Proposal completions continue on the HTTP I/O threads.
     api::HttpServer* server = http_.get();
     api_->set_executor([server](std::function<void()> fn) { server->post(std::move(fn)); });

@@ -108,9 +108,10 @@ Error change_error(int rv, std::string_view what) {
     case RAFT_LEADERSHIPLOST:
       return Error{ErrorCode::kNoLeader, str_cat(what, ": ", raft_strerror(rv)), {}};
     case RAFT_CANTCHANGE:
-      return Error{ErrorCode::kConflict,
-                   str_cat(what, ": another membership change is in progress; retry when it is done"),
-                   {}};
+      return Error{
+          ErrorCode::kConflict,
+          str_cat(what, ": another membership change is in progress; retry when it is done"),
+          {}};
     case RAFT_DUPLICATEID:
     case RAFT_DUPLICATEADDRESS:
       return Error{ErrorCode::kConflict, str_cat(what, ": ", raft_strerror(rv)), {}};
@@ -651,7 +652,8 @@ class RaftNodeImpl final : public RaftNode {
     }
     if (id == config_.id) {
       return done(Error{ErrorCode::kConflict,
-                        "this node is the leader: transfer leadership first, then remove it", {}});
+                        "this node is the leader: transfer leadership first, then remove it",
+                        {}});
     }
     if (find_server(id) == nullptr) {
       return done(Error{ErrorCode::kNotFound, str_cat("no member with raft id ", id), "id"});
@@ -737,7 +739,8 @@ class RaftNodeImpl final : public RaftNode {
     self->refresh_status();  // safe: progress is checked (refresh_status)
     if (raft_state(&self->raft_) == RAFT_LEADER) {
       return c->done(Error{ErrorCode::kUnavailable,
-                           "no other node took over leadership within the election timeout", {}});
+                           "no other node took over leadership within the election timeout",
+                           {}});
     }
     c->done(ok_status());
   }

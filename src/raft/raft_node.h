@@ -38,9 +38,9 @@ struct RaftConfig {
   std::function<void()> on_log_compacted;
   absl::Duration heartbeat_timeout = absl::Milliseconds(100);
   absl::Duration election_timeout = absl::Milliseconds(1000);
-  unsigned snapshot_threshold = 8192;  // entries between snapshots
-  unsigned snapshot_trailing = 2048;   // entries kept behind a snapshot
-  size_t max_pending_proposals = 4096; // proposals admitted and not yet completed
+  unsigned snapshot_threshold = 8192;   // entries between snapshots
+  unsigned snapshot_trailing = 2048;    // entries kept behind a snapshot
+  size_t max_pending_proposals = 4096;  // proposals admitted and not yet completed
   // Called on the loop thread after every entry is applied to the store
   // (proposed here or not, leader or follower; not for skipped replays).
   // Must return at once: record what changed and hand work elsewhere.

@@ -218,8 +218,7 @@ std::optional<absl::Time> next_fire_time(const model::Job& job, const cron::Sche
   return next_fire_time(job, schedule, state.last_scheduled);
 }
 
-ManualDecision decide_manual(const model::Job& job, const store::ScheduleState& state,
-                             bool force) {
+ManualDecision decide_manual(const model::Job& job, const store::ScheduleState& state, bool force) {
   ManualDecision d;
   if (force || state.running.empty()) return d;
   switch (job.concurrency) {

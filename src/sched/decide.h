@@ -61,7 +61,7 @@ absl::Duration default_late_grace(absl::Duration election_timeout);
 struct PlannedRun {
   absl::Time scheduled_time;  // nominal schedule time, recorded in the execution
   absl::Time fire_time;       // scheduled_time + the job's jitter offset; never dispatch before
-  model::Trigger trigger = model::Trigger::kSchedule;            // kSchedule | kCatchup
+  model::Trigger trigger = model::Trigger::kSchedule;                // kSchedule | kCatchup
   model::ExecutionStatus status = model::ExecutionStatus::kRunning;  // kRunning | kSkipped
   bool operator==(const PlannedRun&) const = default;
 };
@@ -103,8 +103,7 @@ uint64_t fnv1a64(std::string_view bytes);
 // parsed with anchor job.created_at. Bounded work: O(max_catchup_runs +
 // max_counted_missed) next_after calls plus O(log range) per search.
 Plan plan_job(const model::Job& job, const cron::Schedule& schedule,
-              const store::ScheduleState& state, absl::Time now,
-              const PlanOptions& opts = {});
+              const store::ScheduleState& state, absl::Time now, const PlanOptions& opts = {});
 
 // When the driver should next wake for this job: the first nominal time
 // after max(last_scheduled, job.created_at) plus the jitter offset (may be in
@@ -142,8 +141,7 @@ struct StartContext {
 // terminal at once), attempts 0 (dispatch counts attempts), plus the
 // ScheduleAdvance when plan.last_scheduled is set. Empty command for an
 // empty plan.
-model::StartExecutions to_command(const Plan& plan, const model::Job& job,
-                                  const StartContext& ctx);
+model::StartExecutions to_command(const Plan& plan, const model::Job& job, const StartContext& ctx);
 
 // The Execution of a manual trigger (trigger kManual, scheduled_time =
 // ctx.started_at, status from the decision).

@@ -377,7 +377,9 @@ TEST(RaftNode, JoinPromoteTransferRemoveAndSnapshotOnRequest) {
               }).ok());
   EXPECT_EQ(change_sync([&](auto cb) {
               a.raft->add_member(3, str_cat("127.0.0.1:", port_b), MemberRole::kVoter, false, cb);
-            }).error().code,
+            })
+                .error()
+                .code,
             ErrorCode::kConflict);
   // The leader does not remove itself.
   EXPECT_EQ(change_sync([&](auto cb) { a.raft->remove_member(1, cb); }).error().code,
