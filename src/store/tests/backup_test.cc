@@ -28,31 +28,15 @@ using model::Job;
 using model::PutJob;
 using model::ScheduleAdvance;
 using model::StartExecutions;
+using test_support::exec_id;
+using test_support::kT0;
 using test_support::make_job;
 using test_support::next_version;
 using test_support::StoreTest;
 
-const absl::Time kT0 = absl::FromUnixSeconds(1710000000);
-
-std::string exec_id(int n) {
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "018e0000-0000-7000-8000-%012d", n);
-  return buf;
-}
-
+// Executions of the backed-up cluster ran on its node "old-n1".
 Execution make_exec(const std::string& job_id, int n) {
-  Execution e;
-  e.id = exec_id(n);
-  e.job_id = job_id;
-  e.job_name = "name-" + job_id;
-  e.namespace_ = "default";
-  e.job_version = 1;
-  e.scheduled_time = kT0 + absl::Seconds(n);
-  e.status = ExecutionStatus::kRunning;
-  e.attempts = 1;
-  e.started_at = kT0 + absl::Seconds(n) + absl::Milliseconds(3);
-  e.node_id = "old-n1";
-  return e;
+  return test_support::make_exec(job_id, n, ExecutionStatus::kRunning, "old-n1");
 }
 
 // The image's pairs as owned strings, for comparing keyspaces.

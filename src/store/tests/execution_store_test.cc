@@ -26,36 +26,12 @@ using model::PruneExecutions;
 using model::RedispatchExecutions;
 using model::ScheduleAdvance;
 using model::StartExecutions;
+using test_support::exec_id;
+using test_support::kT0;
+using test_support::make_exec;
 using test_support::make_job;
 using test_support::StoreTest;
 using test_support::TempDir;
-
-const absl::Time kT0 = absl::FromUnixSeconds(1710000000);
-
-// A UUIDv7-shaped id (36 chars) whose order is the order of `n`, as real
-// time-ordered ids are.
-std::string exec_id(int n) {
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "018e0000-0000-7000-8000-%012d", n);
-  return buf;
-}
-
-Execution make_exec(const std::string& job_id, int n,
-                    ExecutionStatus status = ExecutionStatus::kRunning) {
-  Execution e;
-  e.id = exec_id(n);
-  e.job_id = job_id;
-  e.job_name = "name-" + job_id;
-  e.namespace_ = "default";
-  e.job_version = 1;
-  e.scheduled_time = kT0 + absl::Seconds(n);
-  e.status = status;
-  e.attempts = status == ExecutionStatus::kSkipped ? 0 : 1;
-  e.started_at = kT0 + absl::Seconds(n) + absl::Milliseconds(3);
-  if (model::is_terminal(status)) e.completed_at = e.started_at;
-  e.node_id = "n1";
-  return e;
-}
 
 ExecutionResult success_of(const Execution& e, absl::Duration took = absl::Seconds(1)) {
   return ExecutionResult{e.job_id, e.id, ExecutionStatus::kSuccess, e.attempts, 200, "ok",

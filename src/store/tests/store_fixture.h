@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -62,6 +63,35 @@ inline Job next_version(Job job) {
   ++job.version;
   job.updated_at += absl::Seconds(1);
   return job;
+}
+
+inline const absl::Time kT0 = absl::FromUnixSeconds(1710000000);
+
+// A UUIDv7-shaped id (36 chars) whose order is the order of `n`, as real
+// time-ordered ids are.
+inline std::string exec_id(int n) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "018e0000-0000-7000-8000-%012d", n);
+  return buf;
+}
+
+// Execution `n` of a job, scheduled at kT0 + n s, started 3 ms later.
+inline model::Execution make_exec(const std::string& job_id, int n,
+                                  model::ExecutionStatus status = model::ExecutionStatus::kRunning,
+                                  std::string node_id = "n1") {
+  model::Execution e;
+  e.id = exec_id(n);
+  e.job_id = job_id;
+  e.job_name = "name-" + job_id;
+  e.namespace_ = "default";
+  e.job_version = 1;
+  e.scheduled_time = kT0 + absl::Seconds(n);
+  e.status = status;
+  e.attempts = status == model::ExecutionStatus::kSkipped ? 0 : 1;
+  e.started_at = kT0 + absl::Seconds(n) + absl::Milliseconds(3);
+  if (model::is_terminal(status)) e.completed_at = e.started_at;
+  e.node_id = std::move(node_id);
+  return e;
 }
 
 inline CommandBatch batch_of(std::vector<model::Command> commands) {
