@@ -28,4 +28,29 @@ std::string_view unframe_entry(const struct raft_buffer& buf) {
   return std::string_view(reinterpret_cast<const char*>(in + 4), n);
 }
 
+int image_to_snapshot_buffers(std::string_view image, struct raft_buffer* bufs[],
+                              unsigned* n_bufs) {
+  auto* arr = static_cast<struct raft_buffer*>(raft_malloc(sizeof(struct raft_buffer)));
+  if (arr == nullptr) return RAFT_NOMEM;
+  arr[0].len = image.size();
+  arr[0].base = raft_malloc(arr[0].len);
+  if (arr[0].base == nullptr) {
+    raft_free(arr);
+    return RAFT_NOMEM;
+  }
+  std::memcpy(arr[0].base, image.data(), arr[0].len);
+  *bufs = arr;
+  *n_bufs = 1;
+  return 0;
+}
+
+void free_snapshot_buffers(struct raft_buffer* bufs[], unsigned* n_bufs) {
+  if (*bufs != nullptr) {
+    for (unsigned i = 0; i < *n_bufs; ++i) raft_free((*bufs)[i].base);
+    raft_free(*bufs);
+  }
+  *bufs = nullptr;
+  *n_bufs = 0;
+}
+
 }  // namespace chronos::raft

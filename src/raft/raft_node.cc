@@ -870,27 +870,11 @@ class RaftNodeImpl final : public RaftNode {
       spdlog::error("raft: snapshot failed: {}", image.error().message);
       return RAFT_IOERR;
     }
-    auto* arr = static_cast<struct raft_buffer*>(raft_malloc(sizeof(struct raft_buffer)));
-    if (arr == nullptr) return RAFT_NOMEM;
-    arr[0].len = image->size();
-    arr[0].base = raft_malloc(arr[0].len);
-    if (arr[0].base == nullptr) {
-      raft_free(arr);
-      return RAFT_NOMEM;
-    }
-    std::memcpy(arr[0].base, image->data(), arr[0].len);
-    *bufs = arr;
-    *n_bufs = 1;
-    return 0;
+    return image_to_snapshot_buffers(*image, bufs, n_bufs);
   }
 
   static int fsm_snapshot_finalize(struct raft_fsm*, struct raft_buffer* bufs[], unsigned* n_bufs) {
-    if (*bufs != nullptr) {
-      for (unsigned i = 0; i < *n_bufs; ++i) raft_free((*bufs)[i].base);
-      raft_free(*bufs);
-    }
-    *bufs = nullptr;
-    *n_bufs = 0;
+    free_snapshot_buffers(bufs, n_bufs);
     return 0;
   }
 

@@ -330,28 +330,13 @@ int Cluster::fsm_snapshot(struct raft_fsm* fsm, struct raft_buffer* bufs[], unsi
   Server& s = *static_cast<Server*>(fsm->data);
   auto image = s.store->serialize_snapshot();
   if (!image.ok()) return RAFT_IOERR;
-  auto* arr = static_cast<struct raft_buffer*>(raft_malloc(sizeof(struct raft_buffer)));
-  if (arr == nullptr) return RAFT_NOMEM;
-  arr[0].len = image->size();
-  arr[0].base = raft_malloc(arr[0].len);
-  if (arr[0].base == nullptr) {
-    raft_free(arr);
-    return RAFT_NOMEM;
-  }
-  std::memcpy(arr[0].base, image->data(), arr[0].len);
-  *bufs = arr;
-  *n_bufs = 1;
-  ++s.snapshots;
-  return 0;
+  int rv = raft::image_to_snapshot_buffers(*image, bufs, n_bufs);
+  if (rv == 0) ++s.snapshots;
+  return rv;
 }
 
 int Cluster::fsm_snapshot_finalize(struct raft_fsm*, struct raft_buffer* bufs[], unsigned* n_bufs) {
-  if (*bufs != nullptr) {
-    for (unsigned i = 0; i < *n_bufs; ++i) raft_free((*bufs)[i].base);
-    raft_free(*bufs);
-  }
-  *bufs = nullptr;
-  *n_bufs = 0;
+  raft::free_snapshot_buffers(bufs, n_bufs);
   return 0;
 }
 
