@@ -1,7 +1,9 @@
 # The two set-up commands of the README:
 #   make run   installs what is missing, builds, starts one node with defaults
 #   make test  installs what is missing, builds, runs every test
-# Other targets: build, build-asan, fuzz, clean.
+# Other targets: build, build-asan, fuzz, clean, and
+#   make bench  installs etcd and wrk too, builds, runs bench/run.py
+#               (BENCH_QUICK=1 make bench: the ~2 minute version)
 
 SHELL := /bin/bash
 JOBS ?= $(shell nproc)
@@ -14,12 +16,16 @@ BUILD_DIR := build
 ASAN_DIR := build-asan
 FUZZ_DIR := build-fuzz
 
-.PHONY: all deps build build-asan run test unit-test asan-test integration-test fuzz clean
+.PHONY: all deps bench-deps build build-asan run test unit-test asan-test integration-test fuzz \
+  bench clean
 
 all: build
 
 deps:
 	@bash scripts/install-deps.sh
+
+bench-deps:
+	@bash scripts/install-deps.sh --bench
 
 $(BUILD_DIR)/build.ninja:
 	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCHRONOS_WERROR=$(WERROR)
@@ -48,6 +54,12 @@ test: build build-asan
 	cd $(ASAN_DIR) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -j 2 -L unit --timeout 600
 	$(MAKE) fuzz
+
+# The figures of docs/performance.md (not part of `make test`). bench-deps
+# first: `build` then finds nothing missing.
+bench: bench-deps
+	$(MAKE) build
+	python3 bench/run.py
 
 unit-test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j 2 -L unit

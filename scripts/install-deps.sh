@@ -2,6 +2,9 @@
 # Installs every Debian bookworm package Chronos needs to build, test and run.
 # Idempotent: packages already present are skipped, and apt is only touched
 # when something is missing. Run as root (CI and `make run`/`make test` do).
+#
+#   install-deps.sh           what `make build`/`make run`/`make test` need
+#   install-deps.sh --bench   also the benchmark's tools (`make bench`)
 set -euo pipefail
 
 PACKAGES=(
@@ -17,6 +20,16 @@ PACKAGES=(
   # tests
   libgtest-dev libgmock-dev libbenchmark-dev curl python3 procps
 )
+
+# `make bench` only: the etcd baseline and the HTTP load generator.
+BENCH_PACKAGES=(etcd-server wrk)
+
+for arg in "$@"; do
+  case "$arg" in
+    --bench) PACKAGES+=("${BENCH_PACKAGES[@]}") ;;
+    *) echo "install-deps: unknown argument: $arg (known: --bench)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -14,6 +14,8 @@
     Prints creates/s and p50/p99 latency.
 
     CHRONOS_BIN=/work/main/build-cluster/src/main/chronos python3 measure.py
+
+bench/run.py (`make bench`) reuses failover_figures for its failover row.
 """
 
 import argparse
@@ -33,7 +35,11 @@ def pct(values, q):
     return ec.quantile(values, q) if values else float("nan")
 
 
-def measure_failover(kills, config):
+def failover_figures(kills, config, log=print):
+    """Runs (a) and returns its figures: `new_leader_s` and `next_run_s`
+    (one value per kill), `missed` (scheduled seconds with no run),
+    `report` (the RunReport) and the Raft timeouts used. `log` gets one
+    line per kill. Also used by bench/run.py."""
     checker = unittest.TestCase()
     c = ch.Cluster(3, config=config).start()
     rx = ch.Receiver()
@@ -45,25 +51,35 @@ def measure_failover(kills, config):
             r = ch.failover_cycle(c, rx, job["id"])
             leader_s.append(r["new_leader_s"])
             run_s.append(r["next_run_s"])
-            print("  kill %2d: %s -> %s, new leader %.3fs, next run %.3fs" % (
+            log("  kill %2d: %s -> %s, new leader %.3fs, next run %.3fs" % (
                 i + 1, r["killed"][0], r["new_leader"], r["new_leader_s"],
-                r["next_run_s"]), flush=True)
+                r["next_run_s"]))
         report = ch.settle_and_report(rx, job["id"], FAILOVER_BOUND_S)
-        print("(a) failover, 3 nodes, %d kill -9 of the leader "
-              "(election timeout %s, heartbeat %s):" % (
-                  kills, c.config["cluster.raft.election_timeout"],
-                  c.config["cluster.raft.heartbeat_timeout"]))
-        print("    time to new leader: median %.3fs  max %.3fs" % (
-            statistics.median(leader_s), max(leader_s)))
-        print("    time to next run:   median %.3fs  max %.3fs" % (
-            statistics.median(run_s), max(run_s)))
-        print("    receiver: %s" % report.summary())
-        print("    missed seconds: %d%s" % (
-            len(report.missed), "" if not report.missed else " " + ", ".join(
-                ec.format_time(s) for s in report.missed[:20])))
+        return {"kills": kills, "new_leader_s": leader_s, "next_run_s": run_s,
+                "missed": report.missed, "report": report,
+                "election_timeout": c.config["cluster.raft.election_timeout"],
+                "heartbeat_timeout":
+                    c.config["cluster.raft.heartbeat_timeout"]}
     finally:
         rx.close()
         c.cleanup()
+
+
+def measure_failover(kills, config):
+    f = failover_figures(kills, config,
+                         log=lambda line: print(line, flush=True))
+    leader_s, run_s, report = f["new_leader_s"], f["next_run_s"], f["report"]
+    print("(a) failover, 3 nodes, %d kill -9 of the leader "
+          "(election timeout %s, heartbeat %s):" % (
+              kills, f["election_timeout"], f["heartbeat_timeout"]))
+    print("    time to new leader: median %.3fs  max %.3fs" % (
+        statistics.median(leader_s), max(leader_s)))
+    print("    time to next run:   median %.3fs  max %.3fs" % (
+        statistics.median(run_s), max(run_s)))
+    print("    receiver: %s" % report.summary())
+    print("    missed seconds: %d%s" % (
+        len(report.missed), "" if not report.missed else " " + ", ".join(
+            ec.format_time(s) for s in report.missed[:20])))
 
 
 def run_load(nodes, threads, seconds, label, tag):
