@@ -15,7 +15,6 @@ Every process it starts (chronos, etcd, wrk) is killed by PID on the way
 out, also when the time budget runs out or the run is interrupted.
 """
 
-import atexit
 import json
 import os
 import platform
@@ -61,26 +60,9 @@ NOT_MEASURED = [
 ]
 
 
-# --- processes started here (chronos nodes are the harness's) ---------------
-
-_procs = {}  # pid -> Popen: etcd members and wrk runs
-_temp_dirs = []
-
-
-def _kill_all():
-    for pid, proc in list(_procs.items()):
-        if proc.poll() is None:
-            try:
-                os.kill(pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                pass
-        _procs.pop(pid, None)
-    for d in _temp_dirs:
-        shutil.rmtree(d, ignore_errors=True)
-
-
-atexit.register(_kill_all)
+# Every process and temp dir started here is tracked by the integration
+# harness (h.track_process, h.make_temp_dir) and killed / removed by PID at
+# the end and at exit, like the chronos nodes it starts.
 
 
 class BudgetExceeded(BaseException):
@@ -193,14 +175,14 @@ def run_wrk(url, script, args, seconds):
            "-s", os.path.join(HERE, script), url, "--"] + list(args)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-    _procs[proc.pid] = proc
+    h.track_process(proc)
     try:
         out, _ = proc.communicate(timeout=seconds + 30)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        _procs.pop(proc.pid, None)
+        h.untrack_process(proc)
     if proc.returncode != 0:
         raise RuntimeError("wrk exited %d:\n%s" % (proc.returncode, out))
     return parse_wrk(out)
@@ -244,8 +226,7 @@ class EtcdCluster:
     resort, by the atexit hook."""
 
     def __init__(self, size=3):
-        self.dir = tempfile.mkdtemp(prefix="chronos-bench-etcd-")
-        _temp_dirs.append(self.dir)
+        self.dir = h.make_temp_dir("chronos-bench-etcd-")
         self.members = [{"name": "e%d" % (i + 1), "client": ch.pick_port(),
                          "peer": ch.pick_port()} for i in range(size)]
         self.procs = []
@@ -273,7 +254,7 @@ class EtcdCluster:
                                     stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, cwd=self.dir)
             log_file.close()
-            _procs[proc.pid] = proc
+            h.track_process(proc)
             self.procs.append(proc)
         h.wait_for(lambda: all(
             _http_json(self.client_url(m) + "/health").get("health") == "true"
@@ -297,7 +278,7 @@ class EtcdCluster:
             if p.poll() is None:
                 p.kill()
                 p.wait(timeout=10)
-            _procs.pop(p.pid, None)
+            h.untrack_process(p)
 
 
 # --- the rows ---------------------------------------------------------------
@@ -448,7 +429,7 @@ def main():
         error = "%s: %s" % (type(e).__name__, e)
     finally:
         signal.alarm(0)
-        _kill_all()
+        h.cleanup_everything()
     result["elapsed_s"] = round(time.monotonic() - t0, 1)
     lines = table(rows)
     result["table"] = [dict(zip(("figure", "setup", "value", "p50", "p99",

@@ -35,6 +35,22 @@ _live_processes = {}  # pid -> Popen
 _temp_dirs = set()
 
 
+def track_process(proc):
+    """Registers a process this harness did not start (e.g. a benchmark's
+    load generator) for the last-resort kill at exit."""
+    _live_processes[proc.pid] = proc
+
+
+def untrack_process(proc):
+    _live_processes.pop(proc.pid, None)
+
+
+def cleanup_everything():
+    """SIGKILLs every tracked process still running and removes every temp
+    dir made here (also run at interpreter exit)."""
+    _cleanup_everything()
+
+
 def _cleanup_everything():
     for pid, proc in list(_live_processes.items()):
         if proc.poll() is None:
