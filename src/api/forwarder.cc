@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "base/strings.h"
+#include "base/thread_name.h"
 
 namespace chronos::api {
 namespace {
@@ -180,7 +181,10 @@ class ForwarderImpl final : public Forwarder {
  public:
   explicit ForwarderImpl(ForwarderOptions options) : options_(std::move(options)) {
     for (unsigned i = 0; i < std::max(1u, options_.workers); ++i) {
-      threads_.emplace_back([this] { work(); });
+      threads_.emplace_back([this] {
+        name_this_thread("forwarder");
+        work();
+      });
     }
   }
   ~ForwarderImpl() override { stop(); }

@@ -20,6 +20,7 @@
 
 #include "absl/strings/ascii.h"
 #include "base/strings.h"
+#include "base/thread_name.h"
 #include "spdlog/spdlog.h"
 
 namespace chronos::api {
@@ -457,7 +458,10 @@ class BeastServer final : public HttpServer {
     port_ = acceptor_.local_endpoint().port();
     asio::dispatch(acceptor_.get_executor(), [this] { accept(); });
     for (unsigned i = 0; i < std::max(1u, options.threads); ++i) {
-      threads_.emplace_back([this] { run_io(); });
+      threads_.emplace_back([this] {
+        name_this_thread("http");
+        run_io();
+      });
     }
     return ok_status();
   }

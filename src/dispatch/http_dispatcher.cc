@@ -17,6 +17,7 @@
 #include "absl/base/thread_annotations.h"
 #include "base/check.h"
 #include "base/strings.h"
+#include "base/thread_name.h"
 #include "spdlog/spdlog.h"
 
 namespace chronos::dispatch {
@@ -124,7 +125,10 @@ class HttpDispatcherImpl final : public HttpDispatcher {
     if (multi_ == nullptr) return Error::internal("curl_multi_init failed");
     curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS,
                       static_cast<long>(options_.max_host_connections));
-    thread_ = std::thread([this] { loop(); });
+    thread_ = std::thread([this] {
+      name_this_thread("dispatcher");
+      loop();
+    });
     return ok_status();
   }
 

@@ -10,6 +10,7 @@
 
 #include "base/ids.h"
 #include "base/strings.h"
+#include "base/thread_name.h"
 #include "sched/due_queue.h"
 #include "spdlog/spdlog.h"
 
@@ -82,7 +83,10 @@ class SchedulerImpl final : public Scheduler {
   ~SchedulerImpl() override { stop(); }
 
   void start() {
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this] {
+      name_this_thread("scheduler");
+      run();
+    });
   }
 
   void on_applied(const model::CommandBatch& batch) override {
@@ -216,6 +220,10 @@ class SchedulerImpl final : public Scheduler {
       if (!leading) {
         if (active_) deactivate("lost leadership");
         fail_waiters_and_requests("this node is not the leader");
+        // A follower keeps no queue, and activate() rebuilds it from the
+        // store. Marks left pending would make wait_for() return at once,
+        // turning this loop into a busy spin on every follower.
+        discard_dirty();
         wait_for(absl::Milliseconds(20));
         continue;
       }
@@ -231,6 +239,12 @@ class SchedulerImpl final : public Scheduler {
       wait_for(next_wake(clock_->now()));
     }
     if (active_) deactivate("stopping");
+  }
+
+  void discard_dirty() {
+    std::lock_guard lock(mu_);
+    dirty_.clear();
+    dirty_all_ = false;
   }
 
   void wait_for(absl::Duration d) {
@@ -424,9 +438,8 @@ class SchedulerImpl final : public Scheduler {
     {
       std::lock_guard lock(mu_);
       ++epoch_;
-      dirty_.clear();
-      dirty_all_ = false;
     }
+    discard_dirty();
     rebuild();
     redispatch_in_flight();
     spdlog::info("scheduler: active as leader of term {} with {} scheduled job(s)", term,

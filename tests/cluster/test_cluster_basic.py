@@ -4,6 +4,8 @@ plus X-Chronos-Forwarded-By), reads everywhere, /ready, and 503 NO_LEADER
 exactly while a majority is down.
 """
 
+import os
+import time
 import unittest
 
 import cluster_harness as ch
@@ -23,6 +25,13 @@ def wait_readable(node, job_id):
         return r.json["data"] if r.status == 200 else None
     return h.wait_for(get, ch.DEADLINE_S, "job %s on %s" % (job_id,
                                                           node.node_id))
+
+
+def cpu_seconds(node):
+    """User + system CPU time the node's process has used so far."""
+    with open("/proc/%d/stat" % node.proc.pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def assert_forwarded(test, resp, follower):
@@ -120,6 +129,24 @@ class BasicClusterTest(ch.ClusterTestCase):
                 self.assertEqual(wait_readable(n, job["id"])["version"], 1)
                 r = n.api("GET", "/api/v1/jobs/%s" % job["id"])
                 self.assertNotIn(FORWARDED, r.headers)
+
+    def test_idle_followers_do_not_spin(self):
+        """A follower that has applied writes sits idle: its scheduler
+        thread waits for leadership instead of looping on the jobs the
+        writes marked (it once burned a core per follower, forever). The
+        bound is loose on purpose: a spinning follower uses most of a core
+        over the window, an idle one about 1%."""
+        _, job = create(self, self.leader)
+        for f in self.followers:
+            wait_readable(f, job["id"])
+        window_s = 3.0
+        before = {f.node_id: cpu_seconds(f) for f in self.followers}
+        time.sleep(window_s)  # a measurement window, not a wait for an event
+        for f in self.followers:
+            used = cpu_seconds(f) - before[f.node_id]
+            self.assertLess(used, 0.25 * window_s,
+                            "%s used %.2f s of CPU in %.1f s while idle" % (
+                                f.node_id, used, window_s))
 
     def test_update_trigger_delete_through_followers(self):
         f1, f2 = self.followers
