@@ -145,6 +145,71 @@ TEST(RaftNode, PreconditionFailureIsReportedToProposer) {
   EXPECT_EQ(out->results[1].error().code, ErrorCode::kAlreadyExists);
 }
 
+// Proposals that queue while the loop thread is busy share one log entry,
+// and each proposer still gets exactly its own commands' results.
+TEST(RaftNode, QueuedProposalsShareOneEntryWithTheirOwnResults) {
+  TempDir dir;
+  Node n = start_node(dir, free_port());
+  ASSERT_TRUE(wait_caught_up(*n.raft));
+  // Callbacks run on the loop thread: holding the first one keeps the loop
+  // busy while the others queue up behind it.
+  std::promise<void> release_loop;
+  std::shared_future<void> released = release_loop.get_future().share();
+  std::promise<Result<store::ApplyOutcome>> first;
+  n.raft->propose({{model::PutJob{make_job("first"), 0}}},
+                  [&first, released](Result<store::ApplyOutcome> r) {
+                    first.set_value(std::move(r));
+                    released.wait();
+                  });
+  auto first_done = first.get_future();
+  ASSERT_EQ(first_done.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  ASSERT_TRUE(first_done.get().ok());
+
+  // Proposal i holds i % 3 + 1 commands; a name taken by an earlier
+  // proposal of the same entry makes that command fail, alone.
+  constexpr int kProposals = 40;
+  std::vector<std::promise<Result<store::ApplyOutcome>>> done(kProposals);
+  std::vector<std::future<Result<store::ApplyOutcome>>> results;
+  std::vector<size_t> sizes;
+  for (int i = 0; i < kProposals; ++i) {
+    model::CommandBatch batch;
+    for (int c = 0; c <= i % 3; ++c) {
+      std::string name =
+          (i % 5 == 4 && c == 0) ? str_cat("g-", i - 1, "-0") : str_cat("g-", i, "-", c);
+      batch.commands.push_back(model::PutJob{make_job(name), 0});
+    }
+    sizes.push_back(batch.commands.size());
+    results.push_back(done[i].get_future());
+    n.raft->propose(std::move(batch),
+                    [&done, i](Result<store::ApplyOutcome> r) { done[i].set_value(std::move(r)); });
+  }
+  release_loop.set_value();
+
+  std::optional<uint64_t> index;
+  uint64_t jobs = 1;
+  for (int i = 0; i < kProposals; ++i) {
+    ASSERT_EQ(results[i].wait_for(std::chrono::seconds(30)), std::future_status::ready);
+    auto out = results[i].get();
+    ASSERT_TRUE(out.ok()) << i << ": " << out.error().message;
+    ASSERT_EQ(out->results.size(), sizes[i]) << i;
+    for (size_t c = 0; c < sizes[i]; ++c) {
+      bool duplicate = i % 5 == 4 && c == 0;
+      if (duplicate) {
+        ASSERT_FALSE(out->results[c].ok()) << i;
+        EXPECT_EQ(out->results[c].error().code, ErrorCode::kAlreadyExists) << i;
+      } else {
+        EXPECT_TRUE(out->results[c].ok())
+            << i << "/" << c << ": " << out->results[c].error().message;
+        ++jobs;
+      }
+    }
+    if (!index) index = out->index;
+    EXPECT_EQ(out->index, *index) << "proposal " << i << " is in another entry";
+  }
+  EXPECT_EQ(n.store->job_count(), jobs);
+  EXPECT_EQ(n.store->applied_index(), *index);
+}
+
 TEST(RaftNode, RestartReplaysNothingTwiceAndKeepsEveryJob) {
   TempDir dir;
   int port = free_port();
