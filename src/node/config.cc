@@ -126,6 +126,7 @@ const std::map<std::string, Setter>& setters() {
          c.late_grace = *d;
          return ok_status();
        }},
+      {"scheduler.lookahead", duration_field(&NodeConfig::lookahead, "scheduler.lookahead")},
       {"dispatcher.concurrency.max_concurrent_jobs",
        unsigned_field(&NodeConfig::max_concurrent_dispatches,
                       "dispatcher.concurrency.max_concurrent_jobs")},
@@ -228,6 +229,11 @@ Status validate(const NodeConfig& c) {
   }
   if (c.history_max_per_job < 1) {
     return Error::validation("history.max_per_job", "must be at least 1");
+  }
+  // At most one second: a run planned ahead must never pass the next run
+  // of an every-second job (the finest schedule).
+  if (c.lookahead < absl::ZeroDuration() || c.lookahead > absl::Seconds(1)) {
+    return Error::validation("scheduler.lookahead", "must be between 0s and 1s");
   }
   if (c.late_grace && *c.late_grace < absl::ZeroDuration()) {
     return Error::validation("scheduler.late_grace", "must not be negative");

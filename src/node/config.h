@@ -41,6 +41,9 @@ struct NodeConfig {
   absl::Duration history_max_age = absl::Hours(24 * 30);  // history.max_age
   // scheduler.late_grace; unset: sched::default_late_grace(election_timeout)
   std::optional<absl::Duration> late_grace;
+  // scheduler.lookahead: starts are committed this far ahead of their fire
+  // time and sent at it (DESIGN "precision"); 0 commits at the fire time.
+  absl::Duration lookahead = absl::Milliseconds(500);
   std::string log_level = "info";   // logging.level
   std::string log_format = "text";  // logging.format
   std::string auth_type = "none";   // auth.type

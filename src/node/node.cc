@@ -363,6 +363,7 @@ class NodeImpl final : public Node {
 
     sched::SchedulerOptions so;
     so.node_id = config.node_id;
+    so.plan.lookahead = config.lookahead;
     so.plan.late_grace =
         config.late_grace.value_or(sched::default_late_grace(config.election_timeout));
     so.history_max_per_job = config.history_max_per_job;

@@ -264,6 +264,9 @@ model::StartExecutions to_command(const Plan& plan, const model::Job& job,
     model::Execution e = base_execution(job, ctx, r.status);
     e.scheduled_time = r.scheduled_time;
     e.trigger = r.trigger;
+    // A run planned ahead (lookahead) starts when it fires, not when its
+    // start is recorded.
+    if (r.status == ExecutionStatus::kRunning) e.started_at = std::max(e.started_at, r.fire_time);
     cmd.executions.push_back(std::move(e));
   }
   if (plan.last_scheduled) {

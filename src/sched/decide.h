@@ -137,7 +137,9 @@ struct StartContext {
 };
 
 // The StartExecutions command of a plan: one Execution per run (kRunning:
-// started_at set; kSkipped: started_at = completed_at = ctx.started_at,
+// started_at = the later of ctx.started_at and the run's fire time, which
+// is later for a run planned ahead; kSkipped: started_at = completed_at =
+// ctx.started_at,
 // terminal at once), attempts 0 (dispatch counts attempts), plus the
 // ScheduleAdvance when plan.last_scheduled is set. Empty command for an
 // empty plan.

@@ -205,6 +205,9 @@ class SchedulerImpl final : public Scheduler {
     // store while a StartExecutions entry is in flight.
     absl::Time last_scheduled = absl::InfinitePast();
     bool start_pending = false;  // a start entry for it is not committed yet
+    // Queued at fire time + lookahead, so popped at its fire time and planned
+    // then, not ahead (see schedule_due).
+    bool at_fire_time = false;
   };
 
   // ---- the thread ----
@@ -259,7 +262,10 @@ class SchedulerImpl final : public Scheduler {
     // Leadership is polled at least every 20 ms so a lost term stops
     // scheduling promptly even with nothing due.
     absl::Duration wake = absl::Milliseconds(20);
-    if (auto earliest = queue_.earliest()) wake = std::min(wake, *earliest - now);
+    // Jobs are popped `lookahead` before their queue time (schedule_due).
+    if (auto earliest = queue_.earliest()) {
+      wake = std::min(wake, *earliest - options_.plan.lookahead - now);
+    }
     std::lock_guard lock(mu_);
     if (!results_.empty()) {
       absl::Time flush_at =
@@ -567,7 +573,26 @@ class SchedulerImpl final : public Scheduler {
       if (!state.ok()) continue;
       store::ScheduleState s = *state;
       s.last_scheduled = std::max(s.last_scheduled, it->second.last_scheduled);
-      Plan plan = plan_job(*job, it->second.schedule, s, now, options_.plan);
+      // Lookahead (DESIGN "precision"): the start is committed up to
+      // `lookahead` before the fire time and dispatch() holds the request
+      // until then, so the commit is off the run's critical path. A
+      // forbid/replace job whose earlier run is still going would be
+      // decided against that run, which may well end before the fire
+      // time: such a job is queued again to be decided at its fire time,
+      // exactly as without a lookahead.
+      PlanOptions opts = options_.plan;
+      const bool early = !it->second.at_fire_time && entry.fire_time > now;
+      if (early && job->concurrency != model::Concurrency::kAllow) {
+        if (!s.running.empty()) {
+          it->second.at_fire_time = true;
+          queue_.upsert(entry.job_id, entry.fire_time + opts.lookahead);
+          continue;
+        }
+        opts.lookahead = entry.fire_time - now;  // this run only, not the one after
+      }
+      if (it->second.at_fire_time) opts.lookahead = absl::ZeroDuration();
+      it->second.at_fire_time = false;
+      Plan plan = plan_job(*job, it->second.schedule, s, now, opts);
       if (plan.missed > 0) missed_.with().inc(static_cast<double>(plan.missed));
       if (plan.empty()) {
         if (auto next = next_fire_time(*job, it->second.schedule, s.last_scheduled)) {

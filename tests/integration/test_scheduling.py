@@ -99,6 +99,32 @@ class SchedulingTest(unittest.TestCase):
               "%.3fs" % (len(lags), lags[0], lags[len(lags) // 2], lags[-1]))
 
     # --- @every --------------------------------------------------------------
+    def test_runs_are_committed_ahead_and_sent_at_their_time(self):
+        """scheduler.lookahead (500 ms by default): a run's start is
+        committed before its fire time, so it is listed as running with
+        started_at = its scheduled time while that time is still ahead, and
+        its request still arrives no earlier than that time."""
+        rx = new_receiver(self)
+        job = self.create(rx, schedule="*/2 * * * * *", concurrency="allow")
+        path = "/api/v1/jobs/%s/executions?status=running" % job["id"]
+
+        def planned_ahead():
+            now = time.time()
+            r = self.node.api("GET", path)
+            for e in (r.json["data"]["executions"] if r.status == 200 else []):
+                if ec.parse_time(e["scheduled_time"]) > now:
+                    return e
+            return None
+        ahead = h.wait_for(planned_ahead, 30, "a run listed before its time")
+        self.assertEqual(ec.parse_time(ahead["started_at"]),
+                         ec.parse_time(ahead["scheduled_time"]), repr(ahead))
+        req = rx.wait_for(lambda reqs: next(
+            (r for r in reqs if r.execution_id == ahead["id"]), None), 30,
+            "the request of %s" % ahead["id"])
+        self.assertGreaterEqual(req.time + EPS,
+                                ec.parse_time(ahead["scheduled_time"]),
+                                "arrived early: %r" % req)
+
     def test_every_2s_fires_every_2s_anchored_at_creation(self):
         rx = new_receiver(self)
         job = self.create(rx, schedule="@every 2s")

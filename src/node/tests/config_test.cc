@@ -74,6 +74,26 @@ TEST(Config, RejectsUnknownKeysAndBadValuesNamingTheKey) {
   std::remove(file.c_str());
 }
 
+TEST(Config, LookaheadDefaultsToHalfASecondAndIsAtMostOne) {
+  auto c = load_config({}, {});
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->lookahead, absl::Milliseconds(500));
+  for (const char* value : {"0s", "1s"}) {
+    std::string file = write_temp(std::string("scheduler:\n  lookahead: ") + value + "\n");
+    ConfigFlags flags;
+    flags.config_file = file;
+    EXPECT_TRUE(load_config(flags, {}).ok()) << value;
+    std::remove(file.c_str());
+  }
+  std::string file = write_temp("scheduler:\n  lookahead: 2s\n");
+  ConfigFlags flags;
+  flags.config_file = file;
+  auto bad = load_config(flags, {});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().field, "scheduler.lookahead");
+  std::remove(file.c_str());
+}
+
 TEST(Config, PeersFromEnvAreSplitOnCommas) {
   auto c = load_config({}, {{"CHRONOS_RAFT_PEERS", "a@127.0.0.1:7001, b@127.0.0.1:7002"}});
   ASSERT_TRUE(c.ok());

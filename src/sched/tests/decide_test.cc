@@ -275,8 +275,8 @@ TEST(Decide, YearLongPauseOfAPerSecondJobIsBounded) {
 }
 
 TEST(Decide, RunsPlusMissedAccountForEveryDueTime) {
-  for (auto policy : {MissedRunPolicy::kIgnore, MissedRunPolicy::kExecuteOne,
-                      MissedRunPolicy::kExecuteAll}) {
+  for (auto policy :
+       {MissedRunPolicy::kIgnore, MissedRunPolicy::kExecuteOne, MissedRunPolicy::kExecuteAll}) {
     DownTenMinutes d;
     d.job.missed_run_policy = policy;
     Plan p = plan_job(d.job, parse(d.job), d.state, d.now);
@@ -523,6 +523,13 @@ TEST(Decide, LookaheadPlansUpcomingRunsWithTheirFireTime) {
   EXPECT_EQ(p.runs[0].trigger, Trigger::kSchedule);
   EXPECT_EQ(p.runs[0].fire_time, t);  // the driver holds it until then
   EXPECT_TRUE(plan_job(job, parse(job), {}, t - absl::Seconds(3), opts).empty());
+  // Recorded ahead, it starts when it fires.
+  StartContext ctx;
+  ctx.next_id = [] { return std::string("exec-1"); };
+  ctx.started_at = t - absl::Seconds(1);
+  model::StartExecutions cmd = to_command(p, job, ctx);
+  ASSERT_EQ(cmd.executions.size(), 1u);
+  EXPECT_EQ(cmd.executions[0].started_at, t);
 }
 
 // ---------------------------------------------------------------- next_fire_time
