@@ -6,7 +6,6 @@
 #include <type_traits>
 
 #include "base/bytes.h"
-#include "base/check.h"
 #include "base/strings.h"
 #include "model/execution_codec.h"
 #include "model/job_codec.h"
@@ -418,30 +417,6 @@ std::string encode_batch(const CommandBatch& batch) {
     put_u32_le(out, static_cast<uint32_t>(payload.size()));
     out.append(reinterpret_cast<const char*>(payload.data()), payload.size());
   }
-  return out;
-}
-
-std::string join_encoded_batches(const std::vector<std::string_view>& parts) {
-  constexpr size_t kHeaderBytes = kMagic.size() + 1 + 4;
-  uint64_t count = 0;
-  size_t size = kHeaderBytes;
-  for (std::string_view part : parts) {
-    ByteReader in(part);
-    std::string_view magic;
-    std::string_view version;
-    uint32_t n = 0;
-    CHRONOS_CHECK(in.bytes(kMagic.size(), &magic) && in.bytes(1, &version) && in.u32_le(&n) &&
-                  magic == kMagic && static_cast<uint8_t>(version[0]) == kFormatVersion)
-        << "join_encoded_batches: a part is not an encoded batch";
-    count += n;
-    size += part.size() - kHeaderBytes;
-  }
-  CHRONOS_CHECK(count <= std::numeric_limits<uint32_t>::max()) << "join_encoded_batches: too many";
-  std::string out(kMagic);
-  out.reserve(size);
-  out.push_back(static_cast<char>(kFormatVersion));
-  put_u32_le(out, static_cast<uint32_t>(count));
-  for (std::string_view part : parts) out.append(part.substr(kHeaderBytes));
   return out;
 }
 

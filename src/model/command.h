@@ -2,7 +2,6 @@
 
 #include <cstdint>
 #include <string>
-#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -149,12 +148,5 @@ struct CommandBatch {
 // (never crashes): a corrupted entry must be detected, not applied.
 std::string encode_batch(const CommandBatch& batch);
 Result<CommandBatch> decode_batch(std::string_view bytes);
-
-// The encoding of the batch holding every command of `parts` (each an
-// encode_batch result), in order: decode(join(a, b)) is a's commands then
-// b's. Byte-level (one header, the parts' command records copied), so the
-// Raft loop can group concurrent proposals into one entry without decoding
-// them. A part that is not an encoded batch is a caller bug (CHECK).
-std::string join_encoded_batches(const std::vector<std::string_view>& parts);
 
 }  // namespace chronos::model

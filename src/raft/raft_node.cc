@@ -138,7 +138,6 @@ class RaftNodeImpl;
 struct Proposal {
   RaftNodeImpl* node = nullptr;
   std::string entry;                     // encoded batch (proposals only)
-  uint32_t commands = 0;                 // commands in `entry`
   bool counted = false;                  // holds a slot of max_pending_proposals
   RaftNode::ProposeCallback propose_cb;  // set for proposals
   RaftNode::BarrierCallback barrier_cb;  // set for barriers
@@ -147,27 +146,9 @@ struct Proposal {
   // that never ran (shutdown, queue full).
   std::function<void()> task;
   std::function<void(Error)> task_failed;
+  struct raft_apply apply_req {};
   struct raft_barrier barrier_req {};
 };
-
-// Group commit: proposals that queued up while the loop thread was busy go
-// into the log as ONE entry holding all their commands, in queue order.
-// The store applies an entry's commands one after another, each with its
-// own result and none undone by another's failure (store::ApplyOutcome),
-// so this is what applying them as consecutive entries would do, for one
-// log append, one replication message and one store write instead of one
-// each; each proposer gets its own slice of the results. Owned by libraft's
-// request (req.data) from raft_apply until on_apply_done.
-struct ProposalGroup {
-  std::vector<std::unique_ptr<Proposal>> members;
-  size_t commands = 0;  // the members' commands
-  size_t bytes = 0;     // encoded size of the members' entries
-  struct raft_apply req {};
-};
-// A group is closed at this many commands or bytes: bounds the entry, the
-// store write and the time the loop thread spends applying it.
-constexpr size_t kMaxGroupCommands = 1024;
-constexpr size_t kMaxGroupBytes = size_t{1} << 20;
 
 class RaftNodeImpl final : public RaftNode {
  public:
@@ -264,6 +245,8 @@ class RaftNodeImpl final : public RaftNode {
   }
 
   void propose(model::CommandBatch batch, ProposeCallback cb) override {
+    // submit() calls it once the entry is applied (or fails).
+    CHRONOS_CHECK(cb != nullptr) << "propose() needs a callback";
     auto p = std::make_unique<Proposal>();
     p->node = this;
     p->propose_cb = std::move(cb);
@@ -271,7 +254,6 @@ class RaftNodeImpl final : public RaftNode {
     // caller's thread: the loop thread stays free, and an entry every
     // replica would refuse to apply never reaches the log.
     p->entry = model::encode_batch(batch);
-    p->commands = static_cast<uint32_t>(batch.commands.size());
     if (auto check = model::decode_batch(p->entry); !check.ok()) {
       complete(p.get(), Error::internal(str_cat("refusing to propose an entry that does not "
                                                 "decode: ",
@@ -485,24 +467,7 @@ class RaftNodeImpl final : public RaftNode {
       std::lock_guard lock(queue_mu_);
       batch.swap(queue_);
     }
-    // Runs of plain proposals become groups; barriers and loop tasks keep
-    // their place in the order between them.
-    ProposalGroup group;
-    for (auto& p : batch) {
-      if (!p->propose_cb || p->task) {
-        submit_group(group);
-        submit(std::move(p));
-        continue;
-      }
-      if (!group.members.empty() && (group.commands + p->commands > kMaxGroupCommands ||
-                                     group.bytes + p->entry.size() > kMaxGroupBytes)) {
-        submit_group(group);
-      }
-      group.commands += p->commands;
-      group.bytes += p->entry.size();
-      group.members.push_back(std::move(p));
-    }
-    submit_group(group);
+    for (auto& p : batch) submit(std::move(p));
   }
 
   void fail_queued(const Error& e) {
@@ -514,7 +479,6 @@ class RaftNodeImpl final : public RaftNode {
     for (auto& p : batch) complete(p.get(), e);
   }
 
-  // Barriers and loop tasks (proposals go through submit_group).
   void submit(std::unique_ptr<Proposal> p) {
     if (p->task) {
       release(p.get());
@@ -525,51 +489,31 @@ class RaftNodeImpl final : public RaftNode {
       complete(p.get(), Error{ErrorCode::kNoLeader, "this node is not the leader", {}});
       return;
     }
-    p->barrier_req.data = p.get();
-    int rv = raft_barrier(&raft_, &p->barrier_req, &RaftNodeImpl::on_barrier_done);
-    if (rv != 0) {
-      complete(p.get(), raft_error(rv, "raft_barrier"));
+    if (p->barrier_cb) {
+      p->barrier_req.data = p.get();
+      int rv = raft_barrier(&raft_, &p->barrier_req, &RaftNodeImpl::on_barrier_done);
+      if (rv != 0) {
+        complete(p.get(), raft_error(rv, "raft_barrier"));
+        return;
+      }
+      p.release();  // owned by the request until on_barrier_done
       return;
     }
-    p.release();  // owned by the request until on_barrier_done
-  }
-
-  // Appends the group's proposals as one entry; leaves `group` empty.
-  void submit_group(ProposalGroup& group) {
-    if (group.members.empty()) return;
-    auto g = std::make_unique<ProposalGroup>();
-    std::swap(*g, group);
-    if (raft_state(&raft_) != RAFT_LEADER) {
-      complete_group(*g, Error{ErrorCode::kNoLeader, "this node is not the leader", {}});
-      return;
-    }
-    struct raft_buffer buf;
-    if (g->members.size() == 1) {
-      buf = frame_entry(g->members[0]->entry);
-    } else {
-      std::vector<std::string_view> parts;
-      parts.reserve(g->members.size());
-      for (const auto& m : g->members) parts.push_back(m->entry);
-      buf = frame_entry(model::join_encoded_batches(parts));
-    }
-    for (auto& m : g->members) std::string().swap(m->entry);  // libraft owns the framed copy
+    struct raft_buffer buf = frame_entry(p->entry);
+    std::string().swap(p->entry);  // libraft owns the framed copy now
     if (buf.base == nullptr) {
-      complete_group(*g, Error{ErrorCode::kUnavailable, "out of memory", {}});
+      complete(p.get(), Error{ErrorCode::kUnavailable, "out of memory", {}});
       return;
     }
-    g->req.data = g.get();
-    int rv = raft_apply(&raft_, &g->req, &buf, 1, &RaftNodeImpl::on_apply_done);
+    p->apply_req.data = p.get();
+    int rv = raft_apply(&raft_, &p->apply_req, &buf, 1, &RaftNodeImpl::on_apply_done);
     if (rv != 0) {
       raft_free(buf.base);
-      complete_group(*g, raft_error(rv, "raft_apply"));
+      complete(p.get(), raft_error(rv, "raft_apply"));
       return;
     }
-    awaited_indexes_.insert(g->req.index);
-    g.release();  // owned by the request until on_apply_done
-  }
-
-  static void complete_group(ProposalGroup& g, const Error& e) {
-    for (auto& m : g.members) complete(m.get(), e);
+    awaited_indexes_.insert(p->apply_req.index);
+    p.release();  // owned by the request until on_apply_done
   }
 
   static void complete(Proposal* p, Error e) {
@@ -580,40 +524,28 @@ class RaftNodeImpl final : public RaftNode {
   }
 
   static void on_apply_done(struct raft_apply* req, int status, void* result) {
-    std::unique_ptr<ProposalGroup> g(static_cast<ProposalGroup*>(req->data));
+    std::unique_ptr<Proposal> p(static_cast<Proposal*>(req->data));
     std::unique_ptr<store::ApplyOutcome> outcome(static_cast<store::ApplyOutcome*>(result));
-    RaftNodeImpl* node = g->members.front()->node;
-    node->awaited_indexes_.erase(req->index);
+    p->node->awaited_indexes_.erase(req->index);
     // Refresh first so a client that sees its write acknowledged also sees
     // it in the status (applied index) it reads next. A failed request is
     // failed while libraft changes state: the status timer refreshes later.
-    if (status == 0) node->refresh_status();
-    if (status == RAFT_LEADERSHIPLOST || status == RAFT_NOTLEADER) node->note_leadership_lost();
+    if (status == 0) p->node->refresh_status();
+    if (status == RAFT_LEADERSHIPLOST || status == RAFT_NOTLEADER) p->node->note_leadership_lost();
     if (status != 0) {
-      complete_group(*g, raft_error(status, "proposal not applied"));
+      complete(p.get(), raft_error(status, "proposal not applied"));
       return;
     }
     CHRONOS_CHECK(outcome != nullptr) << "applied entry " << req->index << " has no outcome";
     if (outcome->skipped) {
       // Only possible when the store is ahead of the log it was built from
       // (start() refuses that); the command did not take effect.
-      complete_group(*g, Error::internal(str_cat("entry ", req->index,
-                                                 " was skipped: the store is ahead of the log")));
+      complete(p.get(), Error::internal(str_cat("entry ", req->index,
+                                                " was skipped: the store is ahead of the log")));
       return;
     }
-    CHRONOS_CHECK(outcome->results.size() == g->commands)
-        << "entry " << req->index << " applied " << outcome->results.size()
-        << " commands for proposals of " << g->commands;
-    // Each proposer gets its own commands' results, in order.
-    auto next = std::make_move_iterator(outcome->results.begin());
-    for (auto& m : g->members) {
-      store::ApplyOutcome own;
-      own.index = outcome->index;
-      own.results.assign(next, next + m->commands);
-      next += m->commands;
-      release(m.get());
-      m->propose_cb(std::move(own));
-    }
+    release(p.get());
+    p->propose_cb(std::move(*outcome));
   }
 
   static void on_barrier_done(struct raft_barrier* req, int status) {
@@ -970,8 +902,7 @@ class RaftNodeImpl final : public RaftNode {
     // reach the store). Such an image is always restored; it costs little.
     uint64_t applied = self->store_->applied_index();
     if (applied > 0 && applied >= *image_index) {
-      spdlog::info("raft: store at index {} already covers snapshot at {}", applied,
-                   *image_index);
+      spdlog::info("raft: store at index {} already covers snapshot at {}", applied, *image_index);
     } else {
       auto st = self->store_->restore_snapshot(image);
       if (!st.ok()) {

@@ -95,21 +95,6 @@ TEST(BatchCodec, RoundTripsEmptyAndMixedBatches) {
   expect_round_trip(sample_batch());
 }
 
-TEST(BatchCodec, JoinedBatchesDecodeToTheirCommandsInOrder) {
-  const CommandBatch a = sample_batch();
-  const CommandBatch b = execution_batch();
-  const CommandBatch empty;
-  const std::string ea = encode_batch(a), eb = encode_batch(b), ee = encode_batch(empty);
-  auto joined = decode_batch(join_encoded_batches({ea, ee, eb}));
-  ASSERT_TRUE(joined.ok()) << joined.error().message;
-  CommandBatch want = a;
-  want.commands.insert(want.commands.end(), b.commands.begin(), b.commands.end());
-  EXPECT_EQ(*joined, want);
-  // One part is that part; no parts is the empty batch.
-  EXPECT_EQ(join_encoded_batches({ea}), ea);
-  EXPECT_EQ(join_encoded_batches({}), ee);
-}
-
 TEST(BatchCodec, RoundTripsStartExecutions) { expect_round_trip(CommandBatch{{sample_start()}}); }
 
 TEST(BatchCodec, RoundTripsFinishExecutionsWithBinaryResponse) {
