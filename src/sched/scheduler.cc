@@ -1,9 +1,12 @@
 #include "sched/scheduler.h"
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <optional>
+#include <queue>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -227,6 +230,7 @@ class SchedulerImpl final : public Scheduler {
         // store. Marks left pending would make wait_for() return at once,
         // turning this loop into a busy spin on every follower.
         discard_dirty();
+        fail_committed("this node is not the leader");
         wait_for(absl::Milliseconds(20));
         continue;
       }
@@ -235,6 +239,7 @@ class SchedulerImpl final : public Scheduler {
       drain_committed();
       absl::Time now = clock_->now();
       drain_requests(now);
+      fire_held(now);
       schedule_due(now);
       flush_results(now, /*force=*/false);
       expire_waiters(now);
@@ -242,6 +247,20 @@ class SchedulerImpl final : public Scheduler {
       wait_for(next_wake(clock_->now()));
     }
     if (active_) deactivate("stopping");
+  }
+
+  // Outcomes of proposals that come back after leadership is lost (or to a
+  // follower): nothing to dispatch; a manual trigger's caller is told. Left
+  // queued they would also make wait_for() return at once, forever.
+  void fail_committed(const char* why) {
+    std::deque<Committed> orphans;
+    {
+      std::lock_guard lock(mu_);
+      orphans.swap(committed_);
+    }
+    for (auto& c : orphans) {
+      if (c.on_started) c.on_started(Error{ErrorCode::kNoLeader, why, {}});
+    }
   }
 
   void discard_dirty() {
@@ -266,6 +285,7 @@ class SchedulerImpl final : public Scheduler {
     if (auto earliest = queue_.earliest()) {
       wake = std::min(wake, *earliest - options_.plan.lookahead - now);
     }
+    if (!held_.empty()) wake = std::min(wake, held_.top().fire_time - now);
     std::lock_guard lock(mu_);
     if (!results_.empty()) {
       absl::Time flush_at =
@@ -456,14 +476,10 @@ class SchedulerImpl final : public Scheduler {
     active_ = false;
     queue_.clear();
     jobs_.clear();
-    std::deque<Committed> orphans;
-    {
-      std::lock_guard lock(mu_);
-      orphans.swap(committed_);
-    }
-    for (auto& c : orphans) {
-      if (c.on_started) c.on_started(Error{ErrorCode::kNoLeader, "leadership changed", {}});
-    }
+    // Runs committed but not yet at their fire time are not sent from here:
+    // the next leader re-dispatches them (at their fire time).
+    held_ = {};
+    fail_committed("leadership changed");
     std::lock_guard lock(mu_);
     ++epoch_;
     if (!results_.empty()) {
@@ -581,16 +597,18 @@ class SchedulerImpl final : public Scheduler {
       // time: such a job is queued again to be decided at its fire time,
       // exactly as without a lookahead.
       PlanOptions opts = options_.plan;
-      const bool early = !it->second.at_fire_time && entry.fire_time > now;
-      if (early && job->concurrency != model::Concurrency::kAllow) {
-        if (!s.running.empty()) {
+      if (it->second.at_fire_time) {
+        opts.lookahead = absl::ZeroDuration();
+      } else if (job->concurrency != model::Concurrency::kAllow) {
+        if (entry.fire_time > now && !s.running.empty()) {
           it->second.at_fire_time = true;
           queue_.upsert(entry.job_id, entry.fire_time + opts.lookahead);
           continue;
         }
-        opts.lookahead = entry.fire_time - now;  // this run only, not the one after
+        // This run only (also when popped late), never the one after it:
+        // that one is decided against this one's outcome.
+        opts.lookahead = std::clamp(entry.fire_time - now, absl::ZeroDuration(), opts.lookahead);
       }
-      if (it->second.at_fire_time) opts.lookahead = absl::ZeroDuration();
       it->second.at_fire_time = false;
       Plan plan = plan_job(*job, it->second.schedule, s, now, opts);
       if (plan.missed > 0) missed_.with().inc(static_cast<double>(plan.missed));
@@ -736,8 +754,48 @@ class SchedulerImpl final : public Scheduler {
                        items->items[ps.item].error().message);
           continue;
         }
-        dispatch(std::move(ps.execution), ps.job);
+        hold_or_dispatch(std::move(ps.execution), std::move(ps.job));
       }
+    }
+  }
+
+  // ---- runs committed ahead of their fire time (lookahead) ----
+
+  // A scheduled or catch-up run waits here until its fire time (scheduled
+  // time + jitter); anything else is sent now. Waiting here rather than in
+  // the dispatcher lets fire_held() look at the job once more at the fire
+  // time, and lets deactivate() drop runs this leader will never send.
+  void hold_or_dispatch(model::Execution exec, model::Job job) {
+    absl::Time fire = absl::InfinitePast();
+    if (exec.trigger == model::Trigger::kSchedule || exec.trigger == model::Trigger::kCatchup) {
+      fire = exec.scheduled_time + jitter_offset(job);
+    }
+    if (fire <= clock_->now()) return dispatch(std::move(exec), job);
+    held_.push(Held{fire, std::move(exec)});
+  }
+
+  // A one-off (`@at`) job is disabled by the same entry that starts its one
+  // run: that run is still sent.
+  static bool disabled_by_its_run(const model::Job& job) {
+    auto schedule = cron::Schedule::parse(job.schedule, job.timezone, job.created_at);
+    return schedule.ok() && schedule->is_one_off();
+  }
+
+  // Sends the held runs whose fire time has come, with the job as it is
+  // now: a job deleted or disabled since the start was committed sends
+  // nothing (the run ends cancelled), an updated one sends its new target.
+  void fire_held(absl::Time now) {
+    while (!held_.empty() && held_.top().fire_time <= now) {
+      model::Execution exec = std::move(const_cast<Held&>(held_.top()).exec);
+      held_.pop();
+      auto job = store_->get_job(exec.job_id);
+      if (!job.ok()) continue;  // deleted: its executions went with it
+      if (!job->enabled && !disabled_by_its_run(*job)) {
+        push_result(exec, model::ExecutionStatus::kCancelled, exec.attempts, 0, "",
+                    "the job was disabled before the run's fire time");
+        continue;
+      }
+      dispatch(std::move(exec), *job);
     }
   }
 
@@ -954,8 +1012,12 @@ class SchedulerImpl final : public Scheduler {
         if (!job.ok()) continue;
         // The earlier leader may have made an attempt whose result was never
         // committed: count it, so the receiver sees a higher attempt number
-        // with the same execution id.
-        e.attempts += 1;
+        // with the same execution id. Not for a run committed ahead whose
+        // fire time has not come: it was never sent (never early).
+        bool sent_maybe =
+            !(e.trigger == model::Trigger::kSchedule || e.trigger == model::Trigger::kCatchup) ||
+            e.scheduled_time + jitter_offset(*job) <= clock_->now();
+        if (sent_maybe) e.attempts += 1;
         cmd.job_ids.push_back(e.job_id);
         cmd.execution_ids.push_back(e.id);
         cmd.attempts.push_back(e.attempts);
@@ -990,6 +1052,15 @@ class SchedulerImpl final : public Scheduler {
   uint64_t term_ = 0;
   DueQueue queue_;
   std::unordered_map<std::string, JobEntry> jobs_;
+  // Committed runs waiting for their fire time, earliest first. At most a
+  // lookahead's worth of runs (lookahead <= 1 s <= the finest schedule's
+  // period, so about one per job, two for a late pop of an `allow` job).
+  struct Held {
+    absl::Time fire_time;
+    model::Execution exec;
+    bool operator>(const Held& o) const { return fire_time > o.fire_time; }
+  };
+  std::priority_queue<Held, std::vector<Held>, std::greater<>> held_;
   absl::Time last_retention_ = absl::InfinitePast();
   absl::Time last_full_retention_ = absl::InfinitePast();
   std::vector<std::string> sweep_order_;  // jobs of the current max_age sweep

@@ -467,6 +467,26 @@ class ClusterTestCase(unittest.TestCase):
         return cls._make_cluster(size, config, cls.addClassCleanup)
 
 
+def cpu_seconds(node):
+    """User + system CPU time the node's process has used so far."""
+    with open("/proc/%d/stat" % node.proc.pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def assert_idle(test, nodes, window_s=3.0):
+    """Each node uses under a quarter of a core over `window_s` (a
+    measurement window, not a wait for an event). Loose on purpose: a busy
+    spin uses most of a core, an idle node about 1%."""
+    before = {n.node_id: cpu_seconds(n) for n in nodes}
+    time.sleep(window_s)
+    for n in nodes:
+        used = cpu_seconds(n) - before[n.node_id]
+        test.assertLess(used, 0.25 * window_s,
+                        "%s used %.2f s of CPU in %.1f s while idle" % (
+                            n.node_id, used, window_s))
+
+
 def log(msg):
     """A line in the test output (stderr, like unittest's -v output)."""
     sys.stderr.write("[cluster] %s\n" % msg)

@@ -145,8 +145,11 @@ class LeadershipTest(ch.ClusterTestCase):
 
     def test_transfer_leadership(self):
         c = self.new_cluster(3)
+        rx = ch.new_receiver(self)
         leader = c.leader()
         target = c.followers()[0]
+        job = ch.create_every_second_job(self, leader, rx)
+        ch.first_run_after(rx, job["id"], time.time())
         # Writes keep coming in while leadership moves (a rolling restart).
         writers = self.start_writers(leader)
         r = c.api(leader, "POST", "/api/v1/cluster/transfer-leadership",
@@ -162,6 +165,11 @@ class LeadershipTest(ch.ClusterTestCase):
                    "leadership moved away from %s" % target.node_id)
         self.stop_writers(c, writers)
         self.assertEqual(len(c.live()), 3, "a node died:\n" + c.describe())
+        # Both former leaders had runs starting when they stepped down;
+        # neither keeps working on them (it once spun on their outcomes).
+        assert_ok(self, c.api(c.leader(), "POST", "/api/v1/jobs/%s/disable"
+                              % job["id"]), 200, "disable")
+        ch.assert_idle(self, [leader, target])
 
     def test_sigterm_on_leader_hands_over(self):
         c = self.new_cluster(3)

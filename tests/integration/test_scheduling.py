@@ -99,23 +99,29 @@ class SchedulingTest(unittest.TestCase):
               "%.3fs" % (len(lags), lags[0], lags[len(lags) // 2], lags[-1]))
 
     # --- @every --------------------------------------------------------------
-    def test_runs_are_committed_ahead_and_sent_at_their_time(self):
-        """scheduler.lookahead (500 ms by default): a run's start is
-        committed before its fire time, so it is listed as running with
-        started_at = its scheduled time while that time is still ahead, and
-        its request still arrives no earlier than that time."""
-        rx = new_receiver(self)
-        job = self.create(rx, schedule="*/2 * * * * *", concurrency="allow")
+    def wait_planned_ahead(self, job, min_lead_s):
+        """A run of `job` listed as running while its scheduled time is
+        still at least `min_lead_s` ahead (scheduler.lookahead, 500 ms by
+        default, commits starts ahead of their fire time)."""
         path = "/api/v1/jobs/%s/executions?status=running" % job["id"]
 
         def planned_ahead():
             now = time.time()
             r = self.node.api("GET", path)
             for e in (r.json["data"]["executions"] if r.status == 200 else []):
-                if ec.parse_time(e["scheduled_time"]) > now:
+                if ec.parse_time(e["scheduled_time"]) > now + min_lead_s:
                     return e
             return None
-        ahead = h.wait_for(planned_ahead, 30, "a run listed before its time")
+        return h.wait_for(planned_ahead, 30, "a run listed before its time",
+                          interval=0.02)
+
+    def test_runs_are_committed_ahead_and_sent_at_their_time(self):
+        """The start is committed before the fire time; the run is listed
+        as running with started_at = its scheduled time, and its request
+        arrives no earlier than that time."""
+        rx = new_receiver(self)
+        job = self.create(rx, schedule="*/2 * * * * *", concurrency="allow")
+        ahead = self.wait_planned_ahead(job, 0)
         self.assertEqual(ec.parse_time(ahead["started_at"]),
                          ec.parse_time(ahead["scheduled_time"]), repr(ahead))
         req = rx.wait_for(lambda reqs: next(
@@ -124,6 +130,26 @@ class SchedulingTest(unittest.TestCase):
         self.assertGreaterEqual(req.time + EPS,
                                 ec.parse_time(ahead["scheduled_time"]),
                                 "arrived early: %r" % req)
+
+    def test_run_committed_ahead_is_not_sent_once_its_job_is_disabled(self):
+        """SPEC §1: a paused job has no scheduled runs. A run committed
+        ahead of its time whose job is disabled before that time is never
+        sent; it ends cancelled."""
+        rx = new_receiver(self)
+        job = self.create(rx, schedule="*/2 * * * * *", concurrency="allow")
+        ahead = self.wait_planned_ahead(job, 0.25)
+        ec.set_enabled(self, self.node, job["id"], False)
+        path = "/api/v1/jobs/%s/executions/%s" % (job["id"], ahead["id"])
+        done = h.wait_for(lambda: (lambda r: r.json["data"] if r.status == 200
+                                   and r.json["data"]["status"] != "running"
+                                   else None)(self.node.api("GET", path)),
+                          30, "execution %s to end" % ahead["id"])
+        self.assertEqual(done["status"], "cancelled", repr(done))
+        # Past its fire time (plus slack) and still no request for it.
+        fire = ec.parse_time(ahead["scheduled_time"])
+        time.sleep(max(0.0, fire + 1.0 - time.time()))  # until a clock time
+        self.assertEqual([r for r in rx.requests_for(job["id"])
+                          if r.execution_id == ahead["id"]], [])
 
     def test_every_2s_fires_every_2s_anchored_at_creation(self):
         rx = new_receiver(self)
