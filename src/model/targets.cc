@@ -187,6 +187,9 @@ Result<std::pair<int, int>> parse_code_range(const Json& v) {
   if (s.find('-') != std::string::npos && !code(second, &hi)) {
     return Error::validation("", std::string(kRule));
   }
+  // Three digits are not enough: "020" would be stored as 20, which is
+  // written back as "20" and no longer parses (found by batch_fuzz).
+  if (lo < 100 || hi > 599) return Error::validation("", std::string(kRule));
   return std::make_pair(lo, hi);
 }
 
