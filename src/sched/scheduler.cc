@@ -590,8 +590,8 @@ class SchedulerImpl final : public Scheduler {
       store::ScheduleState s = *state;
       s.last_scheduled = std::max(s.last_scheduled, it->second.last_scheduled);
       // Lookahead (DESIGN "precision"): the start is committed up to
-      // `lookahead` before the fire time and dispatch() holds the request
-      // until then, so the commit is off the run's critical path. A
+      // `lookahead` before the fire time and the run waits in held_ until
+      // then, so the commit is off the run's critical path. A
       // forbid/replace job whose earlier run is still going would be
       // decided against that run, which may well end before the fire
       // time: such a job is queued again to be decided at its fire time,
@@ -766,12 +766,19 @@ class SchedulerImpl final : public Scheduler {
   // the dispatcher lets fire_held() look at the job once more at the fire
   // time, and lets deactivate() drop runs this leader will never send.
   void hold_or_dispatch(model::Execution exec, model::Job job) {
-    absl::Time fire = absl::InfinitePast();
-    if (exec.trigger == model::Trigger::kSchedule || exec.trigger == model::Trigger::kCatchup) {
-      fire = exec.scheduled_time + jitter_offset(job);
-    }
+    absl::Time fire = earliest_send(exec, job);
     if (fire <= clock_->now()) return dispatch(std::move(exec), job);
     held_.push(Held{fire, std::move(exec)});
+  }
+
+  // The earliest a run may be sent: a scheduled or catch-up run at its fire
+  // time (scheduled time + the job's jitter), never before; anything else
+  // (manual, replay) at once.
+  static absl::Time earliest_send(const model::Execution& exec, const model::Job& job) {
+    if (exec.trigger == model::Trigger::kSchedule || exec.trigger == model::Trigger::kCatchup) {
+      return exec.scheduled_time + jitter_offset(job);
+    }
+    return absl::InfinitePast();
   }
 
   // A one-off (`@at`) job is disabled by the same entry that starts its one
@@ -840,9 +847,7 @@ class SchedulerImpl final : public Scheduler {
                                      : absl::ZeroDuration();
     // Never before the fire time (scheduled time + jitter), whatever the
     // lookahead that started it or the crash that re-dispatches it.
-    if (exec.trigger == model::Trigger::kSchedule || exec.trigger == model::Trigger::kCatchup) {
-      first_delay = std::max(first_delay, exec.scheduled_time + jitter_offset(job) - clock_->now());
-    }
+    first_delay = std::max(first_delay, earliest_send(exec, job) - clock_->now());
     auto shared_exec = std::make_shared<model::Execution>(std::move(exec));
     dispatcher_->call_with_retries(
         std::move(spec), job.retry_policy,
@@ -1014,10 +1019,7 @@ class SchedulerImpl final : public Scheduler {
         // committed: count it, so the receiver sees a higher attempt number
         // with the same execution id. Not for a run committed ahead whose
         // fire time has not come: it was never sent (never early).
-        bool sent_maybe =
-            !(e.trigger == model::Trigger::kSchedule || e.trigger == model::Trigger::kCatchup) ||
-            e.scheduled_time + jitter_offset(*job) <= clock_->now();
-        if (sent_maybe) e.attempts += 1;
+        if (earliest_send(e, *job) <= clock_->now()) e.attempts += 1;
         cmd.job_ids.push_back(e.job_id);
         cmd.execution_ids.push_back(e.id);
         cmd.attempts.push_back(e.attempts);
