@@ -3,16 +3,20 @@
 etcd, printed as one table and written to bench/results/latest.json.
 
 Python 3 standard library only; uses tests/cluster (cluster_harness for the
-Chronos clusters, measure.failover_figures for the failover row) and two
-tools installed by `scripts/install-deps.sh --bench`: wrk (load generator)
-and etcd (the baseline). docs/performance.md says what each row measures.
+Chronos clusters, measure.failover_figures for the failover rows), the
+schedule-lag and dispatch-ceiling rows of bench/lag.py (with the receiver
+bench/receiver.cc), the scale rows of bench/scale.py, and two tools
+installed by `scripts/install-deps.sh --bench`: wrk (load generator) and
+etcd (the baseline). docs/performance.md says what each row measures.
 
     python3 bench/run.py                  # full: 5 repetitions, <= 15 min
     BENCH_QUICK=1 python3 bench/run.py    # quick: 2 repetitions, <= 2 min
     CHRONOS_BIN=... overrides the binary (default build/src/main/chronos)
+    CHRONOS_BENCH_BASELINE_BIN=... also measures 3-node creates with another
+        binary in the same run (a before/after ratio)
 
-Every process it starts (chronos, etcd, wrk) is killed by PID on the way
-out, also when the time budget runs out or the run is interrupted.
+Every process it starts (chronos, etcd, wrk, receivers) is killed by PID on
+the way out, also when the time budget runs out or the run is interrupted.
 """
 
 import json
@@ -34,30 +38,25 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "cluster"))
 
 import cluster_harness as ch  # noqa: E402
+import lag  # noqa: E402
 import measure  # noqa: E402
+import scale  # noqa: E402
 from cluster_harness import h  # noqa: E402
 
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
 REPETITIONS = 2 if QUICK else 5
-WRK_SECONDS = 5
+WRK_SECONDS = 3 if QUICK else 5
 WRK_WARMUP_SECONDS = 1
 WRK_THREADS = 2
 CONNECTIONS = 64
 FAILOVER_KILLS = 3 if QUICK else 10
 BUDGET_S = 120 if QUICK else 900
+SCALE_MARGIN_S = 10  # left after the scale rows: table, JSON, cleanup
 RESULTS = os.path.join(HERE, "results", "latest.json")
+# Optional: another chronos binary measured in the same run (baseline_rows).
+BASELINE_BIN = os.environ.get("CHRONOS_BENCH_BASELINE_BIN", "")
 
-# Chronos's production Raft timeouts (docs/cluster.md) for the load rows; the
-# failover row keeps the harness's shorter ones, as tests/cluster does.
-PRODUCTION_RAFT = {"cluster.raft.heartbeat_timeout": "100ms",
-                   "cluster.raft.election_timeout": "1s"}
-
-NOT_MEASURED = [
-    "schedule lag at 100 / 1 000 / 10 000 runs/s",
-    "dispatch throughput ceiling",
-    "scale at 100 000 / 1 000 000 jobs (RSS, disk, restart to first fire, "
-    "list latency)",
-]
+PRODUCTION_RAFT = ch.PRODUCTION_CONFIG  # heartbeat 100 ms, election 1 s
 
 
 # Every process and temp dir started here is tracked by the integration
@@ -313,6 +312,27 @@ def chronos_rows(rows):
         c.cleanup()
 
 
+def baseline_rows(rows):
+    """With CHRONOS_BENCH_BASELINE_BIN only: the 3-node create row again
+    with that binary (e.g. a build of an earlier commit), in the same run on
+    the same machine, for a before/after ratio."""
+    if not BASELINE_BIN:
+        return
+    saved = h.CHRONOS_BIN
+    h.CHRONOS_BIN = BASELINE_BIN
+    try:
+        c = ch.Cluster(3, config=PRODUCTION_RAFT).start()
+        try:
+            rows["create_3_baseline"] = wrk_row(
+                "create, baseline binary, 3 nodes", c.url(c.leader()),
+                "create.lua", lambda i: ["base" + i])
+            rows["create_3_baseline"]["binary"] = BASELINE_BIN
+        finally:
+            c.cleanup()
+    finally:
+        h.CHRONOS_BIN = saved
+
+
 def etcd_rows(rows):
     e = EtcdCluster(3).start()
     try:
@@ -326,10 +346,9 @@ def etcd_rows(rows):
         e.stop()
 
 
-def failover_row(rows):
-    config = {k: ch.DEFAULT_CONFIG[k] for k in ch.DEFAULT_CONFIG}
+def failover_row(rows, key, config):
     f = measure.failover_figures(FAILOVER_KILLS, config, log=log)
-    rows["failover"] = {
+    rows[key] = {
         "kills": f["kills"],
         "new_leader_s_p50": statistics.median(f["new_leader_s"]),
         "new_leader_s_max": max(f["new_leader_s"]),
@@ -340,6 +359,14 @@ def failover_row(rows):
         "election_timeout": f["election_timeout"],
         "heartbeat_timeout": f["heartbeat_timeout"],
         "receiver": f["report"].summary()}
+
+
+def failover_rows(rows):
+    """With the production timeouts (election 1 s), and in a full run also
+    with the harness's (500 ms), which tests/cluster uses."""
+    failover_row(rows, "failover", dict(PRODUCTION_RAFT))
+    if not QUICK:
+        failover_row(rows, "failover_500ms", dict(ch.DEFAULT_CONFIG))
 
 
 # --- the table --------------------------------------------------------------
@@ -362,6 +389,18 @@ def table(rows):
     if "create_3" in rows:
         out.append(wrk_line("job create (API)", "chronos 3 nodes, leader, " +
                             conn, rows["create_3"], "creates/s"))
+    if "create_3_baseline" in rows:
+        out.append(wrk_line("job create (API)", "baseline binary, 3 nodes, "
+                            "leader, " + conn, rows["create_3_baseline"],
+                            "creates/s"))
+        if "create_3" in rows:
+            ratio = (rows["create_3"]["requests_per_s"] /
+                     rows["create_3_baseline"]["requests_per_s"])
+            p99 = (rows["create_3"]["p99_ms"] /
+                   rows["create_3_baseline"]["p99_ms"])
+            out.append(("create ratio", "chronos 3 / baseline 3",
+                        "%.2fx" % ratio, "", "%.2fx" % p99, "",
+                        "this binary over the baseline"))
     if "etcd_put_3" in rows:
         out.append(wrk_line("put (HTTP gateway)", "etcd 3 nodes, leader, " +
                             conn, rows["etcd_put_3"], "puts/s"))
@@ -375,16 +414,20 @@ def table(rows):
     if "get_3" in rows:
         out.append(wrk_line("GET job by id (API)", "chronos 3 nodes, leader, "
                             + conn, rows["get_3"], "req/s"))
-    if "failover" in rows:
-        f = rows["failover"]
-        setup = "chronos 3 nodes, %d kill -9" % f["kills"]
+    out += lag.table_lines(rows)
+    out += scale.table_lines(rows)
+    for key in ("failover", "failover_500ms"):
+        if key not in rows:
+            continue
+        f = rows[key]
+        setup = "chronos 3 nodes, %d kill -9, election %s" % (
+            f["kills"], f["election_timeout"])
         out.append(("failover: new leader", setup, "",
                     "%.3f s" % f["new_leader_s_p50"], "",
-                    "%.3f s" % f["new_leader_s_max"],
-                    "election timeout %s" % f["election_timeout"]))
+                    "%.3f s" % f["new_leader_s_max"], ""))
         out.append(("failover: next fired run", setup, "",
                     "%.3f s" % f["next_run_s_p50"], "",
-                    "%.3f s" % f["next_run_s_max"], ""))
+                    "%.3f s" % f["next_run_s_max"], "goal <= 1 s"))
         out.append(("failover: runs missed", setup, str(f["runs_missed"]),
                     "", "", "", "goal 0"))
     return out
@@ -415,7 +458,7 @@ def main():
               "wrk_threads": WRK_THREADS, "connections": CONNECTIONS,
               "durability": "chronos: libraft fsyncs its log before a 201; "
                             "etcd: default (WAL fsynced before a put's answer)",
-              "rows": {}, "not_measured": NOT_MEASURED}
+              "rows": {}}
     rows = result["rows"]
     error = None
     try:
@@ -423,8 +466,14 @@ def main():
             "budget %ds" % (result["mode"], REPETITIONS, WRK_SECONDS,
                             FAILOVER_KILLS, BUDGET_S))
         chronos_rows(rows)
+        baseline_rows(rows)
         etcd_rows(rows)
-        failover_row(rows)
+        lag.lag_rows(rows, QUICK, log)
+        failover_rows(rows)
+        # Last: the scale rows fit their sizes into what is left of the
+        # budget and say so when a size could not be reached.
+        scale.scale_rows(rows, QUICK, log,
+                         deadline=t0 + BUDGET_S - SCALE_MARGIN_S)
     except (Exception, BudgetExceeded, KeyboardInterrupt) as e:  # noqa: BLE001
         error = "%s: %s" % (type(e).__name__, e)
     finally:
@@ -446,8 +495,6 @@ def main():
               CONNECTIONS))
     print()
     print(format_table(lines))
-    print()
-    print("not measured yet in this version: %s" % "; ".join(NOT_MEASURED))
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     with open(RESULTS, "w") as f:
         json.dump(result, f, indent=2)

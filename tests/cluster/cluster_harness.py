@@ -50,6 +50,13 @@ DEFAULT_CONFIG = {
     "cluster.raft.election_timeout": "500ms",
 }
 
+# Chronos's production Raft timeouts (docs/cluster.md), for measurements
+# that should see what a deployment sees (bench/).
+PRODUCTION_CONFIG = {
+    "cluster.raft.heartbeat_timeout": "100ms",
+    "cluster.raft.election_timeout": "1s",
+}
+
 # An every-second job that runs each scheduled second even across a
 # failover: `execute_all` catches up the seconds no leader was there to
 # start, `allow` never skips one because another is still running.
