@@ -211,6 +211,7 @@ class SchedulerImpl final : public Scheduler {
     // Queued at fire time + lookahead, so popped at its fire time and planned
     // then, not ahead (see schedule_due).
     bool at_fire_time = false;
+    int64_t version = 0;  // of the job as last read from the store
   };
 
   // ---- the thread ----
@@ -523,6 +524,7 @@ class SchedulerImpl final : public Scheduler {
     JobEntry& e = jobs_.insert_or_assign(job.id, JobEntry{*schedule}).first->second;
     e.last_scheduled = std::max(local, state.last_scheduled);
     e.start_pending = pending;
+    e.version = job.version;
     if (pending) return;  // requeued when its start commits
     auto next = next_fire_time(job, e.schedule, e.last_scheduled);
     if (next) {
@@ -768,7 +770,7 @@ class SchedulerImpl final : public Scheduler {
   void hold_or_dispatch(model::Execution exec, model::Job job) {
     absl::Time fire = earliest_send(exec, job);
     if (fire <= clock_->now()) return dispatch(std::move(exec), job);
-    held_.push(Held{fire, std::move(exec)});
+    held_.push(Held{fire, std::move(exec), std::move(job)});
   }
 
   // The earliest a run may be sent: a scheduled or catch-up run at its fire
@@ -793,8 +795,17 @@ class SchedulerImpl final : public Scheduler {
   // nothing (the run ends cancelled), an updated one sends its new target.
   void fire_held(absl::Time now) {
     while (!held_.empty() && held_.top().fire_time <= now) {
-      model::Execution exec = std::move(const_cast<Held&>(held_.top()).exec);
+      Held& top = const_cast<Held&>(held_.top());
+      model::Execution exec = std::move(top.exec);
+      model::Job planned = std::move(top.job);
       held_.pop();
+      // The usual case: the job is still scheduled here at the version the
+      // run was planned with (drain_dirty ran first this turn), so no read.
+      if (auto it = jobs_.find(exec.job_id);
+          it != jobs_.end() && it->second.version == planned.version) {
+        dispatch(std::move(exec), planned);
+        continue;
+      }
       auto job = store_->get_job(exec.job_id);
       if (!job.ok()) continue;  // deleted: its executions went with it
       if (!job->enabled && !disabled_by_its_run(*job)) {
@@ -1060,6 +1071,7 @@ class SchedulerImpl final : public Scheduler {
   struct Held {
     absl::Time fire_time;
     model::Execution exec;
+    model::Job job;  // as planned; fire_held() checks it is still current
     bool operator>(const Held& o) const { return fire_time > o.fire_time; }
   };
   std::priority_queue<Held, std::vector<Held>, std::greater<>> held_;
