@@ -2,12 +2,16 @@
 
 #include <uv.h>
 
+#include <algorithm>
 #include <atomic>
+#include <climits>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <filesystem>
+#include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -853,12 +857,41 @@ class RaftNodeImpl final : public RaftNode {
     if (self->awaited_indexes_.count(index) != 0) {
       *result = new store::ApplyOutcome(std::move(outcome).value());
     }
+    self->log_bytes_since_snapshot_ += buf->len;
+    self->pace_snapshots();
     return 0;
   }
 
+  // libraft snapshots every `threshold` applied entries, and each snapshot
+  // copies, checksums, compresses and writes the whole store. On a large
+  // store (hundreds of MiB at a million jobs) doing that every 8192 entries
+  // was most of every node's work. So once the last image is large, the
+  // next snapshot waits until the log written since the last one is a
+  // quarter of that image, at most kMaxLogBytesBetweenSnapshots (which,
+  // with libraft keeping those entries in memory, bounds what waiting
+  // costs), and at most kMaxThresholdFactor × threshold entries. A small
+  // store snapshots every `threshold` entries as configured.
+  static constexpr uint64_t kPacedImageBytes = 8ull << 20;
+  static constexpr uint64_t kMaxLogBytesBetweenSnapshots = 64ull << 20;
+  static constexpr unsigned kMaxThresholdFactor = 16;
+
+  // Loop thread.
+  void pace_snapshots() {
+    if (snapshot_done_) return;  // a snapshot on request sets its own threshold
+    const uint64_t image = last_image_bytes_.load();
+    const bool hold = image >= kPacedImageBytes &&
+                      log_bytes_since_snapshot_ < std::min(image / 4, kMaxLogBytesBetweenSnapshots);
+    const unsigned base = config_.snapshot_threshold;
+    const unsigned threshold =
+        hold ? std::max(base, std::min(base * kMaxThresholdFactor, UINT_MAX / 2)) : base;
+    if (raft_.snapshot.threshold != threshold) raft_set_snapshot_threshold(&raft_, threshold);
+  }
+
   // Buffers are ours (FSM version >= 2): freed in fsm_snapshot_finalize.
-  // Loop thread: nothing to do; the image is cut in fsm_snapshot_async.
-  static int fsm_snapshot(struct raft_fsm*, struct raft_buffer* bufs[], unsigned* n_bufs) {
+  // Loop thread: the image is cut in fsm_snapshot_async; the log written
+  // from here on counts towards the next snapshot.
+  static int fsm_snapshot(struct raft_fsm* fsm, struct raft_buffer* bufs[], unsigned* n_bufs) {
+    static_cast<RaftNodeImpl*>(fsm->data)->log_bytes_since_snapshot_ = 0;
     *bufs = nullptr;
     *n_bufs = 0;
     return 0;
@@ -876,11 +909,27 @@ class RaftNodeImpl final : public RaftNode {
       spdlog::error("raft: snapshot failed: {}", image.error().message);
       return RAFT_IOERR;
     }
-    return image_to_snapshot_buffers(*image, bufs, n_bufs);
+    // libraft reads the buffer until fsm_snapshot_finalize, so the image
+    // is lent rather than copied (it can be hundreds of MiB). libraft takes
+    // one snapshot at a time; finalize runs on the loop thread after this
+    // work item completes, which orders the two.
+    auto* arr = static_cast<struct raft_buffer*>(raft_malloc(sizeof(struct raft_buffer)));
+    if (arr == nullptr) return RAFT_NOMEM;
+    self->snapshot_image_ = std::make_unique<std::string>(std::move(*image));
+    self->last_image_bytes_.store(self->snapshot_image_->size());
+    arr[0].base = self->snapshot_image_->data();
+    arr[0].len = self->snapshot_image_->size();
+    *bufs = arr;
+    *n_bufs = 1;
+    return 0;
   }
 
-  static int fsm_snapshot_finalize(struct raft_fsm*, struct raft_buffer* bufs[], unsigned* n_bufs) {
-    free_snapshot_buffers(bufs, n_bufs);
+  static int fsm_snapshot_finalize(struct raft_fsm* fsm, struct raft_buffer* bufs[],
+                                   unsigned* n_bufs) {
+    if (*bufs != nullptr) raft_free(*bufs);
+    *bufs = nullptr;
+    *n_bufs = 0;
+    static_cast<RaftNodeImpl*>(fsm->data)->snapshot_image_.reset();
     return 0;
   }
 
@@ -888,6 +937,7 @@ class RaftNodeImpl final : public RaftNode {
   static int fsm_restore(struct raft_fsm* fsm, struct raft_buffer* buf) {
     auto* self = static_cast<RaftNodeImpl*>(fsm->data);
     std::string_view image(static_cast<const char*>(buf->base), buf->len);
+    self->last_image_bytes_.store(buf->len);
     auto image_index = store::Store::snapshot_applied_index(image);
     if (!image_index.ok()) {
       spdlog::error("raft: snapshot image rejected: {}", image_index.error().message);
@@ -1093,6 +1143,12 @@ class RaftNodeImpl final : public RaftNode {
   bool compacted_ = false;   // ... and has completed
   absl::Time snapshot_deadline_;
   unsigned snapshot_polls_ = 0;
+  // Snapshot pacing (pace_snapshots): loop thread, except last_image_bytes_,
+  // which the thread pool's fsm_snapshot_async also writes.
+  uint64_t log_bytes_since_snapshot_ = 0;
+  std::atomic<uint64_t> last_image_bytes_{0};
+  // The image lent to libraft by fsm_snapshot_async until finalize.
+  std::unique_ptr<std::string> snapshot_image_;
   std::unordered_set<uint64_t> awaited_indexes_;  // our proposals not yet applied
   std::thread thread_;
 

@@ -3,7 +3,10 @@
 
 #include <rocksdb/db.h>
 #include <rocksdb/iterator.h>
+#include <rocksdb/cache.h>
+#include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
+#include <rocksdb/table.h>
 #include <rocksdb/snapshot.h>
 #include <rocksdb/utilities/write_batch_with_index.h>
 #include <rocksdb/write_batch.h>
@@ -691,6 +694,8 @@ class RocksStore final : public Store {
   std::unique_ptr<rocksdb::DB> db_;
   std::atomic<uint64_t> applied_index_;
   std::atomic<uint64_t> job_count_;
+  // Size of the last image serialize_snapshot() built (a reserve hint).
+  mutable std::atomic<size_t> last_image_bytes_{0};
 };
 
 Result<ApplyOutcome> RocksStore::apply(uint64_t index, const model::CommandBatch& batch) {
@@ -1067,18 +1072,26 @@ Result<std::string> RocksStore::serialize_snapshot() const {
   if (applied) {
     CHRONOS_ASSIGN_OR_RETURN(applied_index, decode_u64_value(keys::kAppliedIndex, *applied));
   }
-  SnapshotImageWriter writer(applied_index);
+  // The last image's size plus an eighth: the store rarely grows faster
+  // between two snapshots.
+  const size_t last = last_image_bytes_.load();
+  SnapshotImageWriter writer(applied_index, last + last / 8);
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(view.options()));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     writer.add(it->key().ToStringView(), it->value().ToStringView());
   }
   if (!it->status().ok()) return io_error("scan for snapshot", it->status());
-  return std::move(writer).finish();
+  std::string image = std::move(writer).finish();
+  last_image_bytes_.store(image.size());
+  return image;
 }
 
 // Every key of the store sorts below this (all start with an ASCII letter),
 // so DeleteRange("", kKeyspaceEnd) clears the whole keyspace.
 constexpr std::string_view kKeyspaceEnd = "\xff";
+
+// RocksDB's block cache (uncompressed data blocks); part of a node's RSS.
+constexpr size_t kBlockCacheBytes = 32u << 20;
 
 // The checks of a parsed image's pairs that come before any write (restore
 // and backup import): every key inside the keyspace, the body's applied
@@ -1211,6 +1224,16 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir) {
   }
   rocksdb::Options options;
   options.create_if_missing = true;
+  // Most applies look up keys that do not exist yet (a new job's id and
+  // name, a new execution): whole-key Bloom filters in the tables and the
+  // memtable answer those without reading and decompressing a block, which
+  // was the largest part of applying a create on a store of 100k+ jobs.
+  rocksdb::BlockBasedTableOptions table;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  table.block_cache = rocksdb::NewLRUCache(kBlockCacheBytes);
+  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  options.memtable_whole_key_filtering = true;
+  options.memtable_prefix_bloom_size_ratio = 0.02;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
   if (!s.ok()) return io_error("open " + dir, s);

@@ -21,10 +21,12 @@ namespace chronos::store {
 inline constexpr std::string_view kSnapshotMagic = "CHRS";
 inline constexpr uint32_t kSnapshotFormatVersion = 1;
 
-// Builds an image pair by pair. Single use: finish() once.
+// Builds an image pair by pair. Single use: finish() once. `size_hint`
+// (bytes) is reserved up front: a large image grown by doubling copies
+// itself several times over.
 class SnapshotImageWriter {
  public:
-  explicit SnapshotImageWriter(uint64_t applied_index);
+  explicit SnapshotImageWriter(uint64_t applied_index, size_t size_hint = 0);
   void add(std::string_view key, std::string_view value);
   std::string finish() &&;
 
