@@ -12,6 +12,8 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config ccache clang libclang-rt-14-dev
   # consensus and storage
   libraft-dev libuv1-dev librocksdb-dev zlib1g-dev
+  # allocator of the chronos binary
+  libjemalloc-dev
   # API server, HTTP client, crypto
   libboost-dev libcurl4-openssl-dev libssl-dev libsodium-dev
   # time zones, JSON, YAML, CLI, logging
