@@ -243,6 +243,21 @@ std::optional<absl::Time> Schedule::Impl::next_fixed(absl::Time t) const {
 
 bool Schedule::is_one_off() const { return impl_->kind == Impl::Kind::kAt; }
 
+bool Schedule::uses_anchor() const { return impl_->kind == Impl::Kind::kEvery; }
+
+Result<Schedule> ScheduleParser::parse(std::string_view expr, std::string_view tz_name,
+                                       absl::Time anchor) {
+  std::string key;
+  key.reserve(tz_name.size() + 1 + expr.size());
+  key.append(tz_name).append(1, '\n').append(expr);
+  if (auto it = memo_.find(key); it != memo_.end()) return it->second;
+  Result<Schedule> parsed = Schedule::parse(expr, tz_name, anchor);
+  if (parsed.ok() && !parsed->uses_anchor() && memo_.size() < max_entries_) {
+    memo_.emplace(std::move(key), *parsed);
+  }
+  return parsed;
+}
+
 const std::string& Schedule::expression() const { return impl_->expression; }
 
 const std::string& Schedule::timezone() const { return impl_->tz_name; }

@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "absl/time/time.h"
 #include "base/result.h"
@@ -38,6 +39,8 @@ class Schedule {
 
   // True for `@at`: one run, after which the job disables itself.
   bool is_one_off() const;
+  // True for `@every`, whose runs depend on the anchor given to parse().
+  bool uses_anchor() const;
 
   const std::string& expression() const;
   const std::string& timezone() const;
@@ -50,5 +53,23 @@ class Schedule {
 
 // Loads an IANA time zone ("" and "UTC" are UTC). Error field "timezone".
 Result<absl::TimeZone> load_time_zone(std::string_view name);
+
+// Parses many schedules, sharing one parsed Schedule between jobs with the
+// same expression and zone: a store of a million jobs typically holds a few
+// thousand distinct schedules, and parsing each job's anew was most of the
+// time a new leader took to load its jobs (and a copy per job in memory).
+// `@every` schedules, which depend on their anchor, are parsed every time.
+// Remembers at most `max_entries` schedules; past that it parses without
+// remembering. Not thread-safe: one owner.
+class ScheduleParser {
+ public:
+  explicit ScheduleParser(size_t max_entries = 65536) : max_entries_(max_entries) {}
+  Result<Schedule> parse(std::string_view expr, std::string_view tz_name, absl::Time anchor);
+  void clear() { memo_.clear(); }
+
+ private:
+  size_t max_entries_;
+  std::unordered_map<std::string, Schedule> memo_;  // key: tz_name '\n' expr
+};
 
 }  // namespace chronos::cron

@@ -477,6 +477,7 @@ class SchedulerImpl final : public Scheduler {
     active_ = false;
     queue_.clear();
     jobs_.clear();
+    schedules_.clear();
     // Runs committed but not yet at their fire time are not sent from here:
     // the next leader re-dispatches them (at their fire time).
     held_ = {};
@@ -513,7 +514,7 @@ class SchedulerImpl final : public Scheduler {
       queue_.remove(job.id);
       return;
     }
-    auto schedule = cron::Schedule::parse(job.schedule, job.timezone, job.created_at);
+    auto schedule = schedules_.parse(job.schedule, job.timezone, job.created_at);
     if (!schedule.ok()) {
       spdlog::error("scheduler: job {} has an unparsable schedule: {}", job.id,
                     schedule.error().message);
@@ -1065,6 +1066,7 @@ class SchedulerImpl final : public Scheduler {
   uint64_t term_ = 0;
   DueQueue queue_;
   std::unordered_map<std::string, JobEntry> jobs_;
+  cron::ScheduleParser schedules_;  // shares parsed schedules between jobs_
   // Committed runs waiting for their fire time, earliest first. At most a
   // lookahead's worth of runs (lookahead <= 1 s <= the finest schedule's
   // period, so about one per job, two for a late pop of an `allow` job).

@@ -810,5 +810,30 @@ TEST(Cron, ExtremeInputTimesAreSafe) {
   }
 }
 
+TEST(ScheduleParser, SharesEqualSchedulesAndKeepsEachAnchor) {
+  ScheduleParser parser(/*max_entries=*/2);
+  auto a = parser.parse("*/5 * * * *", "Europe/Berlin", T("2025-01-01T00:00:00Z"));
+  auto b = parser.parse("*/5 * * * *", "Europe/Berlin", T("2025-06-01T00:00:00Z"));
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(&a->expression(), &b->expression()) << "one parsed schedule, shared";
+  // The same expression in another zone is another schedule.
+  auto utc = parser.parse("0 9 * * *", "", T("2025-01-01T00:00:00Z"));
+  auto ny = parser.parse("0 9 * * *", "America/New_York", T("2025-01-01T00:00:00Z"));
+  ASSERT_TRUE(utc.ok() && ny.ok());
+  EXPECT_EQ(F(*utc->next_after(T("2025-03-03T00:00:00Z"))), "2025-03-03T09:00:00+00:00");
+  EXPECT_EQ(F(*ny->next_after(T("2025-03-03T00:00:00Z"))), "2025-03-03T14:00:00+00:00");
+  // @every keeps each job's own phase.
+  auto e1 = parser.parse("@every 1h", "", T("2025-01-01T00:10:00Z"));
+  auto e2 = parser.parse("@every 1h", "", T("2025-01-01T00:20:00Z"));
+  ASSERT_TRUE(e1.ok() && e2.ok());
+  EXPECT_EQ(F(*e1->next_after(T("2025-01-02T00:00:00Z"))), "2025-01-02T00:10:00+00:00");
+  EXPECT_EQ(F(*e2->next_after(T("2025-01-02T00:00:00Z"))), "2025-01-02T00:20:00+00:00");
+  // Errors are not remembered, and past max_entries it still parses.
+  EXPECT_FALSE(parser.parse("61 * * * *", "", T("2025-01-01T00:00:00Z")).ok());
+  auto late = parser.parse("0 0 1 * *", "", T("2025-01-01T00:00:00Z"));
+  ASSERT_TRUE(late.ok());
+  EXPECT_EQ(F(*late->next_after(T("2025-01-05T00:00:00Z"))), "2025-02-01T00:00:00+00:00");
+}
+
 }  // namespace
 }  // namespace chronos::cron
