@@ -103,7 +103,7 @@ def settings(quick):
         "repetitions": 2 if quick else 5,
         # Cluster start, settling and cleanup around the measurements: the
         # part of the reserve (measure_size) that does not grow with size.
-        "fixed_reserve_s": 5.0 if quick else 35.0,
+        "fixed_reserve_s": 5.0 if quick else 20.0,
         # Kept back from the caller's deadline by the list phase (for the
         # restarts after it); the list phase needs this + 10 s to start.
         "phase_margin_s": 8.0 if quick else 20.0,
@@ -408,10 +408,11 @@ def _metric(node, name):
     return ec.metric_value(samples, name)
 
 
-def load_jobs(cluster, leader, rx, size, budget_s, log):
+def load_jobs(cluster, leader, rx, size, budget_s, log, must_stop=None):
     """Creates the probe job and `size` jobs on the leader with wrk
     (bench/load.lua). Returns the load figures; stops wrk when budget_s
-    passes."""
+    passes, or when must_stop(n) says so with n jobs loaded (the caller
+    keeps time for the phases after the load, which grows with n)."""
     r = cluster.api(leader, "POST", "/api/v1/jobs", {
         "name": PROBE_NAME, "schedule": "* * * * * *",
         "concurrency": "allow", "timeout": "5s",
@@ -459,7 +460,8 @@ def load_jobs(cluster, leader, rx, size, budget_s, log):
         with cond:
             while len(done) < CONNECTIONS and proc.poll() is None:
                 now = time.monotonic()
-                if now >= deadline:
+                if now >= deadline or (must_stop is not None and
+                                       must_stop(sum(progress.values()))):
                     stopped_by_budget = True
                     break
                 if now >= next_log:
@@ -728,13 +730,18 @@ def measure_size(size, cfg, log, deadline):
 
     budget = cfg["load_budget_s"]
     left = remaining()
+    reserve = None
     if left is not None:
         # Keep time for the cluster's start and the measurements after the
-        # load: roughly what they cost at this size on 2 cores (a restart
-        # ~5 s + 45 s per 1M jobs, the walk, the snapshot ~18 s per 1M).
-        reserve = (cfg["fixed_reserve_s"] + cfg["repetitions"] * (5 + size * 4.5e-5) +
-                   min(WALK_BUDGET_S, size * 1.5e-4) + 10 + size * 2e-5)
-        budget = min(budget, left - reserve)
+        # load, for the n jobs loaded so far: roughly what they cost on 2
+        # cores (measured at 400k and 1M jobs): a restart ~4 s + 25 s per
+        # 1M jobs, the walk ~40 s per 1M (at most its budget), the first
+        # and deep pages, the snapshot ~6 s per 1M. The load stops when only
+        # that is left, so it loads as many jobs as the budget allows.
+        def reserve(n):
+            return (cfg["fixed_reserve_s"] + cfg["repetitions"] * (4 + n * 2.5e-5) +
+                    min(WALK_BUDGET_S, n * 4e-5) + 10 + n * 6e-6)
+        budget = min(budget, left - reserve(0))
         if budget < 5:
             row["notes"].append("not run: no time left in the bench's "
                                 "budget to load %s jobs" % _n(size))
@@ -752,7 +759,10 @@ def measure_size(size, cfg, log, deadline):
         # --- load
         term0 = c.status(leader)["term"]
         t = time.monotonic()
-        row["load"] = load_jobs(c, leader, rx, size, budget, log)
+        row["load"] = load_jobs(
+            c, leader, rx, size, budget, log,
+            None if reserve is None else
+            lambda n: time.monotonic() >= deadline - reserve(n))
         phases["load"] = time.monotonic() - t
         t = time.monotonic()
         wait_all_caught_up(c, 600)
