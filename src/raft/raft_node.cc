@@ -870,8 +870,8 @@ class RaftNodeImpl final : public RaftNode {
   // quarter of that image, at most kMaxLogBytesBetweenSnapshots (which,
   // with libraft keeping those entries in memory, bounds what waiting
   // costs), and at most kMaxThresholdFactor × threshold entries. A small
-  // store snapshots every `threshold` entries as configured.
-  static constexpr uint64_t kPacedImageBytes = 8ull << 20;
+  // store (below config_.paced_snapshot_bytes, 8 MiB) snapshots every
+  // `threshold` entries as configured.
   static constexpr uint64_t kMaxLogBytesBetweenSnapshots = 64ull << 20;
   static constexpr unsigned kMaxThresholdFactor = 16;
 
@@ -879,11 +879,13 @@ class RaftNodeImpl final : public RaftNode {
   void pace_snapshots() {
     if (snapshot_done_) return;  // a snapshot on request sets its own threshold
     const uint64_t image = last_image_bytes_.load();
-    const bool hold = image >= kPacedImageBytes &&
+    const bool hold = image >= config_.paced_snapshot_bytes &&
                       log_bytes_since_snapshot_ < std::min(image / 4, kMaxLogBytesBetweenSnapshots);
     const unsigned base = config_.snapshot_threshold;
     const unsigned threshold =
-        hold ? std::max(base, std::min(base * kMaxThresholdFactor, UINT_MAX / 2)) : base;
+        hold ? static_cast<unsigned>(
+                   std::min<uint64_t>(uint64_t{base} * kMaxThresholdFactor, UINT_MAX))
+             : base;
     if (raft_.snapshot.threshold != threshold) raft_set_snapshot_threshold(&raft_, threshold);
   }
 

@@ -40,6 +40,10 @@ struct RaftConfig {
   absl::Duration election_timeout = absl::Milliseconds(1000);
   unsigned snapshot_threshold = 8192;   // entries between snapshots
   unsigned snapshot_trailing = 2048;    // entries kept behind a snapshot
+  // From this snapshot image size on, the next snapshot also waits for log
+  // proportional to the image (see pace_snapshots in raft_node.cc); tests
+  // lower it to see pacing on a small store.
+  uint64_t paced_snapshot_bytes = 8ull << 20;
   size_t max_pending_proposals = 4096;  // proposals admitted and not yet completed
   // Called on the loop thread after every entry is applied to the store
   // (proposed here or not, leader or follower; not for skipped replays).

@@ -6,7 +6,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
+#include <cstdio>
 #include <filesystem>
 #include <future>
 #include <mutex>
@@ -70,7 +72,7 @@ struct Node {
 };
 
 Node start_node(const TempDir& dir, int port, unsigned snapshot_threshold = 8192,
-                size_t max_pending = 4096) {
+                size_t max_pending = 4096, uint64_t paced_snapshot_bytes = 8ull << 20) {
   Node n;
   auto st = store::Store::open(dir.path("store"));
   EXPECT_TRUE(st.ok()) << (st.ok() ? "" : st.error().message);
@@ -82,6 +84,7 @@ Node start_node(const TempDir& dir, int port, unsigned snapshot_threshold = 8192
   cfg.snapshot_threshold = snapshot_threshold;
   cfg.snapshot_trailing = snapshot_threshold / 2;
   cfg.max_pending_proposals = max_pending;
+  cfg.paced_snapshot_bytes = paced_snapshot_bytes;
   auto r = RaftNode::start(cfg, n.store.get());
   EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
   n.raft = std::move(r).value();
@@ -194,6 +197,68 @@ TEST(RaftNode, SnapshotsUnderLowThresholdSurviveRestart) {
   ASSERT_TRUE(wait_caught_up(*n.raft));
   for (const auto& id : ids) EXPECT_TRUE(n.store->get_job(id).ok()) << id;
   EXPECT_EQ(n.store->job_count(), ids.size());
+}
+
+Result<uint64_t> snapshot_sync(RaftNode& raft) {
+  std::promise<Result<uint64_t>> done;
+  auto fut = done.get_future();
+  raft.take_snapshot([&done](Result<uint64_t> r) { done.set_value(std::move(r)); });
+  if (fut.wait_for(std::chrono::seconds(60)) != std::future_status::ready) {
+    return Error::internal("snapshot timed out");
+  }
+  return fut.get();
+}
+
+// Indexes of the snapshot files libraft keeps (snapshot-<term>-<index>-<ts>;
+// it keeps the last two), highest first.
+std::vector<uint64_t> snapshot_indexes(const TempDir& dir) {
+  std::vector<uint64_t> out;
+  for (const auto& e : fs::directory_iterator(dir.path("raft"))) {
+    const std::string name = e.path().filename().string();
+    uint64_t term = 0, index = 0, ts = 0;
+    if (name.find(".meta") == std::string::npos &&
+        std::sscanf(name.c_str(), "snapshot-%lu-%lu-%lu", &term, &index, &ts) == 3) {
+      out.push_back(index);
+    }
+  }
+  std::sort(out.rbegin(), out.rend());
+  return out;
+}
+
+// Once a snapshot image is large (here: any size), the next snapshot waits
+// for log proportional to it, up to 16 x the threshold in entries; unpaced,
+// one is taken every `threshold` entries. Noops are a few bytes each, so
+// with pacing 100 of them (< 16 x 8) take no snapshot.
+TEST(RaftNode, SnapshotsOfALargeStoreWaitForLogProportionalToTheImage) {
+  for (const bool paced : {false, true}) {
+    SCOPED_TRACE(paced ? "paced" : "unpaced");
+    TempDir dir;
+    Node n = start_node(dir, free_port(), /*snapshot_threshold=*/8, 4096,
+                        paced ? 1 : UINT64_MAX);
+    ASSERT_TRUE(wait_caught_up(*n.raft));
+    for (int i = 0; i < 40; ++i) {
+      auto out = propose_sync(*n.raft, {{model::PutJob{make_job(str_cat("big-", i)), 0}}});
+      ASSERT_TRUE(out.ok() && out->results[0].ok());
+    }
+    auto from = snapshot_sync(*n.raft);
+    ASSERT_TRUE(from.ok()) << from.error().message;
+    for (int i = 0; i < 100; ++i) {
+      auto out = propose_sync(*n.raft, {{model::Noop{}}});
+      ASSERT_TRUE(out.ok()) << out.error().message;
+    }
+    // A snapshot on request completes after any snapshot in progress.
+    auto to = snapshot_sync(*n.raft);
+    ASSERT_TRUE(to.ok()) << to.error().message;
+    std::vector<uint64_t> kept = snapshot_indexes(dir);
+    ASSERT_EQ(kept.size(), 2u);
+    EXPECT_GE(kept[0], *to);
+    if (paced) {
+      EXPECT_EQ(kept[1], *from) << "a snapshot was taken between the two requested ones";
+    } else {
+      EXPECT_GT(kept[1], *from + 64) << "snapshots every 8 entries expected";
+    }
+    n.raft->stop();
+  }
 }
 
 TEST(RaftNode, StopWhileSnapshottingUnderLoadKeepsEveryAcknowledgedWrite) {
