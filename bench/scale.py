@@ -103,7 +103,7 @@ def settings(quick):
         "repetitions": 2 if quick else 5,
         # Cluster start, settling and cleanup around the measurements: the
         # part of the reserve (measure_size) that does not grow with size.
-        "fixed_reserve_s": 5.0 if quick else 20.0,
+        "fixed_reserve_s": 5.0 if quick else 10.0,
         # Kept back from the caller's deadline by the list phase (for the
         # restarts after it); the list phase needs this + 10 s to start.
         "phase_margin_s": 8.0 if quick else 20.0,
@@ -522,7 +522,7 @@ def load_jobs(cluster, leader, rx, size, budget_s, log, must_stop=None):
             size, created, existing, failed, retries,
             " (first: %s)" % res["first_retry"][:100] if retries else "",
             elapsed, res["creates_per_s"], lat.get("p50_ms"),
-            lat.get("p99_ms"), " STOPPED BY THE LOAD BUDGET (%.0fs)" %
+            lat.get("p99_ms"), " STOPPED BY THE TIME BUDGET (at most %.0fs)" %
             budget_s if stopped_by_budget else ""))
     return res
 
@@ -734,13 +734,14 @@ def measure_size(size, cfg, log, deadline):
     if left is not None:
         # Keep time for the cluster's start and the measurements after the
         # load, for the n jobs loaded so far: roughly what they cost on 2
-        # cores (measured at 400k and 1M jobs): a restart ~4 s + 25 s per
-        # 1M jobs, the walk ~40 s per 1M (at most its budget), the first
-        # and deep pages, the snapshot ~6 s per 1M. The load stops when only
-        # that is left, so it loads as many jobs as the budget allows.
+        # cores (measured at 400k and 870k jobs, with some slack): a
+        # restart ~4 s + 17 s per 1M jobs, the walk ~45 s per 1M (at most
+        # its budget), the first and deep pages ~5 s, the snapshot ~14 s
+        # per 1M. The load stops when only that is left, so it loads as
+        # many jobs as the budget allows.
         def reserve(n):
-            return (cfg["fixed_reserve_s"] + cfg["repetitions"] * (4 + n * 2.5e-5) +
-                    min(WALK_BUDGET_S, n * 4e-5) + 10 + n * 6e-6)
+            return (cfg["fixed_reserve_s"] + cfg["repetitions"] * (4 + n * 1.7e-5) +
+                    min(WALK_BUDGET_S, n * 4.5e-5) + 5 + n * 1.4e-5)
         budget = min(budget, left - reserve(0))
         if budget < 5:
             row["notes"].append("not run: no time left in the bench's "
@@ -778,8 +779,8 @@ def measure_size(size, cfg, log, deadline):
             size, row["reached"], counts))
         if row["load"]["stopped_by_budget"]:
             row["notes"].append(
-                "load stopped by its %.0fs budget at %d of %d jobs" % (
-                    budget, row["reached"], size))
+                "load stopped by the time budget at %d of %d jobs" % (
+                    row["reached"], size))
         if row["load"]["failed"]:
             row["notes"].append("%d creates failed (%s)" % (
                 row["load"]["failed"], row["load"]["first_failure"][:80]))
@@ -991,6 +992,14 @@ def table_lines(rows):
             note = "max of %s; peak (VmHWM) %s" % (
                 "/".join("%.0f" % (ra[k]["rss"] / MIB) for k in sorted(ra)),
                 _mib(peak))
+            # A snapshot in progress holds an image of the whole store, so
+            # one sample says little: also the load's last minute (every
+            # 10 s, max over nodes), whose p50 is the level between them.
+            late = [max(rss.values()) for _, _, rss in
+                    ld.get("rss_during_load", [])[-6:]]
+            if late:
+                note += "; last minute of the load p50 %s, max %s" % (
+                    _mib(statistics.median(late)), _mib(max(late)))
             if target >= 1000000:
                 note += "; goal <= 1 GiB"
             out.append(("scale: RSS per node, after load", setup,
