@@ -31,7 +31,7 @@ For each size N (CHRONOS_BENCH_SCALE_SIZES, comma-separated; default
 4. List latency on the leader, one keep-alive connection, client-side time
    (request sent .. body read): a walk over every page at limit=1000
    (timed; repeated when one walk takes < 15 s; at most
-   CHRONOS_BENCH_SCALE_WALK_BUDGET_S, default 60 s, then it is partial and
+   CHRONOS_BENCH_SCALE_WALK_BUDGET_S, default 25 s, then it is partial and
    the rows say so), then GET /api/v1/jobs?limit=100 for the first page and
    for full pages at cursors drawn at random from the walk (deep in the
    keyspace).
@@ -82,7 +82,7 @@ WALK_REPEAT_MAX_S = 15.0    # repeat the full walk only while one is cheaper
 # One walk at most (beyond it the walk is partial and the rows say so;
 # 1M jobs take ~145 s today).
 WALK_BUDGET_S = float(os.environ.get("CHRONOS_BENCH_SCALE_WALK_BUDGET_S",
-                                     "60"))
+                                     "25"))
 MIB = 1024.0 * 1024.0
 
 

@@ -1,13 +1,13 @@
 // RocksDB implementation of Store. RocksDB headers stay in this file so the
 // rest of the project compiles without them.
 
-#include <rocksdb/db.h>
-#include <rocksdb/iterator.h>
 #include <rocksdb/cache.h>
+#include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/iterator.h>
 #include <rocksdb/options.h>
-#include <rocksdb/table.h>
 #include <rocksdb/snapshot.h>
+#include <rocksdb/table.h>
 #include <rocksdb/utilities/write_batch_with_index.h>
 #include <rocksdb/write_batch.h>
 
