@@ -96,7 +96,7 @@ RECEIVER_BIN = os.environ.get(
     "CHRONOS_BENCH_RECEIVER",
     os.path.join(ROOT, "build", "bench", "chronos_bench_receiver"))
 
-PRODUCTION_RAFT = ch.PRODUCTION_CONFIG  # heartbeat 100 ms, election 1 s
+PRODUCTION_RAFT = ch.PRODUCTION_CONFIG  # the binary's defaults: heartbeat 50 ms, election 400 ms
 
 CEILING_P99_MS = 1000.0
 CREATE_THREADS = 64  # keep-alive connections creating jobs on the leader

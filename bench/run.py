@@ -56,7 +56,7 @@ RESULTS = os.path.join(HERE, "results", "latest.json")
 # Optional: another chronos binary measured in the same run (baseline_rows).
 BASELINE_BIN = os.environ.get("CHRONOS_BENCH_BASELINE_BIN", "")
 
-PRODUCTION_RAFT = ch.PRODUCTION_CONFIG  # heartbeat 100 ms, election 1 s
+PRODUCTION_RAFT = ch.PRODUCTION_CONFIG  # the binary's defaults: heartbeat 50 ms, election 400 ms
 
 
 # Every process and temp dir started here is tracked by the integration

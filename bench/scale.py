@@ -71,7 +71,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "cluster"))
 import cluster_harness as ch  # noqa: E402
 from cluster_harness import ec, h  # noqa: E402
 
-PRODUCTION_RAFT = ch.PRODUCTION_CONFIG  # heartbeat 100 ms, election 1 s
+PRODUCTION_RAFT = ch.PRODUCTION_CONFIG  # the binary's defaults: heartbeat 50 ms, election 400 ms
 
 CONNECTIONS = 64
 JOB_PREFIX = "scale-"

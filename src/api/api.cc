@@ -746,20 +746,13 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
     return *d;
   }
 
-  // Answers a started execution: 202 with it, or (wait=true) 200 once its
-  // result is committed (202 with its current state when the wait ends
-  // first). A run the concurrency policy refused is 409.
+  // Answers a started execution (running, or pending behind an earlier run
+  // under buffer_one): 202 with it, or (wait=true) 200 once its result is
+  // committed (202 with its current state when the wait ends first). A run
+  // the concurrency policy refused arrives as a 409 error.
   void answer_started(Result<model::Execution> started, bool wait, absl::Duration timeout,
                       Responder respond) {
     if (!started.ok()) return respond(fail(started.error()));
-    if (started->status == model::ExecutionStatus::kSkipped) {
-      return respond(fail(
-          Error{ErrorCode::kConflict,
-                str_cat("job already has a running execution and its concurrency policy is forbid; "
-                        "the run was recorded as skipped (execution ",
-                        started->id, "); add ?force=true to run anyway"),
-                {}}));
-    }
     if (!wait) return respond(ok(model::execution_to_api_json(*started), 202));
     auto self = shared_from_this();
     std::string job_id = started->job_id;

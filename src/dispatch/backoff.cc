@@ -28,6 +28,8 @@ std::string_view to_string(AttemptKind k) {
       return "invalid_request";
     case AttemptKind::kCancelled:
       return "cancelled";
+    case AttemptKind::kNotSent:
+      return "not_sent";
   }
   return "unknown";
 }
@@ -64,6 +66,7 @@ bool is_retryable(const AttemptOutcome& o) {
     case AttemptKind::kShutdown:
     case AttemptKind::kInvalidRequest:
     case AttemptKind::kCancelled:
+    case AttemptKind::kNotSent:
       return false;
   }
   return false;

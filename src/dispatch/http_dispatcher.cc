@@ -7,7 +7,6 @@
 #include <cctype>
 #include <deque>
 #include <mutex>
-#include <random>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -38,19 +37,6 @@ struct Work {
   AttemptCallback done;
 };
 
-// A retry waiting for its time (monotonic clock).
-struct Timer {
-  absl::Duration due;
-  uint64_t seq = 0;  // FIFO among equal due times
-  Work work;
-};
-// std::push_heap keeps the largest on top; "later" on top-of-min-heap terms.
-struct TimerLater {
-  bool operator()(const Timer& a, const Timer& b) const {
-    return a.due != b.due ? a.due > b.due : a.seq > b.seq;
-  }
-};
-
 // One libcurl transfer in flight. Owned by the dispatcher thread.
 struct Transfer {
   Work work;
@@ -64,6 +50,8 @@ struct Transfer {
   char errbuf[CURL_ERROR_SIZE] = {};
   absl::Time started_at;
   absl::Duration started_mono;
+  const Clock* clock = nullptr;  // for the send_by check in prereq_cb
+  bool not_sent = false;         // prereq_cb refused it: send_by had passed
 
   Transfer() = default;
   Transfer(const Transfer&) = delete;
@@ -97,6 +85,17 @@ size_t header_cb(char* data, size_t size, size_t nitems, void* user) {
   return n;
 }
 
+// Called by libcurl once the connection is ready, right before the request
+// is written: the last point at which an attempt can still be held back
+// when its sender lost the right to send (send_by passed) while it queued
+// or connected.
+int prereq_cb(void* user, char*, char*, int, int) {
+  auto* t = static_cast<Transfer*>(user);
+  if (t->clock->monotonic() <= t->work.spec.send_by) return CURL_PREREQFUNC_OK;
+  t->not_sent = true;
+  return CURL_PREREQFUNC_ABORT;
+}
+
 // Sets a libcurl option or returns from the enclosing function with an error.
 #define CHRONOS_CURL_SET(easy, opt, value)                                           \
   do {                                                                               \
@@ -112,8 +111,7 @@ class HttpDispatcherImpl final : public HttpDispatcher {
   explicit HttpDispatcherImpl(HttpDispatcherOptions options)
       : options_(std::move(options)),
         clock_(options_.clock != nullptr ? options_.clock : RealClock::instance()),
-        breaker_(options_.breaker),
-        rng_(options_.jitter_seed != 0 ? options_.jitter_seed : std::random_device{}()) {}
+        breaker_(options_.breaker) {}
 
   ~HttpDispatcherImpl() override {
     stop();
@@ -153,29 +151,6 @@ class HttpDispatcherImpl final : public HttpDispatcher {
                                                    : "dispatcher overloaded (submit queue full)"));
   }
 
-  void call_with_retries(HttpRequestSpec spec, model::RetryPolicy policy,
-                         AttemptCallback on_attempt, CallCallback on_done,
-                         absl::Duration first_delay) override {
-    if (calls_.fetch_add(1) >= options_.max_calls) {
-      calls_.fetch_sub(1);
-      AttemptOutcome o =
-          refused(spec, AttemptKind::kOverloaded, "dispatcher overloaded (too many calls)");
-      on_attempt(o);
-      on_done(CallResult{std::move(o), 1});
-      return;
-    }
-    auto call = std::make_shared<Call>();
-    call->spec = std::move(spec);
-    call->policy = policy;
-    call->on_attempt = std::move(on_attempt);
-    call->on_done = std::move(on_done);
-    if (first_delay > absl::ZeroDuration()) {
-      schedule_retry(Work{call->spec, attempt_callback(call)}, first_delay);
-    } else {
-      submit(call->spec, attempt_callback(call));
-    }
-  }
-
   void cancel(std::string execution_id) override {
     {
       std::lock_guard lock(mu_);
@@ -208,66 +183,11 @@ class HttpDispatcherImpl final : public HttpDispatcher {
     HttpDispatcherStats s;
     std::lock_guard lock(mu_);
     s.in_flight = in_flight_.load();
-    s.queued = queue_.size() + ready_.size();
-    s.waiting_retries = timers_.size();
-    s.calls = calls_.load();
+    s.queued = queue_.size();
     return s;
   }
 
  private:
-  // State of one call_with_retries. Touched by one attempt callback at a
-  // time (attempts of a call never overlap), so it needs no lock.
-  struct Call {
-    HttpRequestSpec spec;  // spec.attempt = the attempt being made
-    model::RetryPolicy policy;
-    AttemptCallback on_attempt;
-    CallCallback on_done;
-    int attempts_made = 0;
-  };
-
-  AttemptCallback attempt_callback(std::shared_ptr<Call> call) {
-    return
-        [this, call = std::move(call)](AttemptOutcome o) { on_call_attempt(call, std::move(o)); };
-  }
-
-  void on_call_attempt(const std::shared_ptr<Call>& call, AttemptOutcome o) {
-    ++call->attempts_made;
-    call->on_attempt(o);
-    RetryDecision d;
-    if (o.kind != AttemptKind::kShutdown && o.kind != AttemptKind::kCancelled) {
-      d = decide_retry(call->policy, o, o.attempt, unit_random());
-    }
-    if (!d.retry) {
-      calls_.fetch_sub(1);
-      call->on_done(CallResult{std::move(o), call->attempts_made});
-      return;
-    }
-    call->spec.attempt = o.attempt + 1;
-    schedule_retry(Work{call->spec, attempt_callback(call)}, d.delay);
-  }
-
-  void schedule_retry(Work w, absl::Duration delay) {
-    bool queued = false;
-    {
-      std::lock_guard lock(mu_);
-      if (!stopping_) {
-        timers_.push_back(Timer{clock_->monotonic() + delay, timer_seq_++, std::move(w)});
-        std::push_heap(timers_.begin(), timers_.end(), TimerLater{});
-        queued = true;
-      }
-    }
-    if (queued) {
-      curl_multi_wakeup(multi_);
-      return;
-    }
-    w.done(refused(w.spec, AttemptKind::kShutdown, "dispatcher stopped"));
-  }
-
-  double unit_random() {
-    std::lock_guard lock(rng_mu_);
-    return std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
-  }
-
   AttemptOutcome refused(const HttpRequestSpec& spec, AttemptKind kind, std::string error) const {
     AttemptOutcome o;
     o.kind = kind;
@@ -287,26 +207,15 @@ class HttpDispatcherImpl final : public HttpDispatcher {
       // Before anything is taken off the queues: a cancelled attempt must
       // not be started.
       apply_cancels();
-      absl::Duration wait = absl::Seconds(1);
       {
         std::lock_guard lock(mu_);
         if (stopping_) break;
-        const absl::Duration now = clock_->monotonic();
-        while (!timers_.empty() && timers_.front().due <= now) {
-          std::pop_heap(timers_.begin(), timers_.end(), TimerLater{});
-          ready_.push_back(std::move(timers_.back().work));
-          timers_.pop_back();
-        }
         size_t free = options_.max_in_flight - transfers_.size();
-        // Due retries first: they were admitted already.
-        for (auto* q : {&ready_, &queue_}) {
-          while (free > 0 && !q->empty()) {
-            to_start.push_back(std::move(q->front()));
-            q->pop_front();
-            --free;
-          }
+        while (free > 0 && !queue_.empty()) {
+          to_start.push_back(std::move(queue_.front()));
+          queue_.pop_front();
+          --free;
         }
-        if (!timers_.empty()) wait = std::min(wait, timers_.front().due - now);
       }
       for (Work& w : to_start) start(std::move(w));
       int running = 0;
@@ -315,20 +224,18 @@ class HttpDispatcherImpl final : public HttpDispatcher {
       {
         std::lock_guard lock(mu_);
         if (stopping_) break;
-        if ((!ready_.empty() || !queue_.empty()) && transfers_.size() < options_.max_in_flight) {
+        if (!queue_.empty() && transfers_.size() < options_.max_in_flight) {
           continue;  // slots freed and work waits: no sleep
         }
       }
-      const int64_t wait_ms = std::clamp<int64_t>(
-          absl::ToInt64Milliseconds(absl::Ceil(wait, absl::Milliseconds(1))), 0, 1000);
-      curl_multi_poll(multi_, nullptr, 0, static_cast<int>(wait_ms), nullptr);
+      curl_multi_poll(multi_, nullptr, 0, 1000, nullptr);
     }
     shutdown();
     loop_thread_id_.store(std::thread::id());  // ids are reused after join
   }
 
-  // Ends every attempt of the executions cancel() named: waiting retries and
-  // queued work are dropped, transfers in flight aborted (dispatcher thread).
+  // Ends every attempt of the executions cancel() named: queued work is
+  // dropped, transfers in flight aborted (dispatcher thread).
   void apply_cancels() {
     std::deque<std::string> ids;
     std::vector<Work> dropped;
@@ -348,16 +255,6 @@ class HttpDispatcherImpl final : public HttpDispatcher {
         }
       };
       take(queue_);
-      take(ready_);
-      for (auto it = timers_.begin(); it != timers_.end();) {
-        if (set.count(it->work.spec.execution_id) != 0) {
-          dropped.push_back(std::move(it->work));
-          it = timers_.erase(it);
-        } else {
-          ++it;
-        }
-      }
-      std::make_heap(timers_.begin(), timers_.end(), TimerLater{});
       for (auto it = transfers_.begin(); it != transfers_.end();) {
         if (set.count(it->second->work.spec.execution_id) != 0) {
           curl_multi_remove_handle(multi_, it->first);
@@ -376,6 +273,11 @@ class HttpDispatcherImpl final : public HttpDispatcher {
   }
 
   void start(Work w) {
+    if (clock_->monotonic() > w.spec.send_by) {
+      finish_refused(std::move(w), AttemptKind::kNotSent,
+                     "not sent: the sender's leadership lease ran out before it could be sent");
+      return;
+    }
     auto key = endpoint_key(w.spec.webhook.url);
     if (!key.ok()) {
       finish_refused(std::move(w), AttemptKind::kInvalidRequest,
@@ -431,6 +333,9 @@ class HttpDispatcherImpl final : public HttpDispatcher {
     CHRONOS_CURL_SET(e, CURLOPT_WRITEDATA, static_cast<void*>(&t));
     CHRONOS_CURL_SET(e, CURLOPT_HEADERFUNCTION, &header_cb);
     CHRONOS_CURL_SET(e, CURLOPT_HEADERDATA, static_cast<void*>(&t));
+    t.clock = clock_;
+    CHRONOS_CURL_SET(e, CURLOPT_PREREQFUNCTION, &prereq_cb);
+    CHRONOS_CURL_SET(e, CURLOPT_PREREQDATA, static_cast<void*>(&t));
     if (w.tls_skip_verify) {
       CHRONOS_CURL_SET(e, CURLOPT_SSL_VERIFYPEER, 0L);
       CHRONOS_CURL_SET(e, CURLOPT_SSL_VERIFYHOST, 0L);
@@ -501,6 +406,16 @@ class HttpDispatcherImpl final : public HttpDispatcher {
     o.attempt = t->work.spec.attempt;
     o.started_at = t->started_at;
     o.elapsed = clock_->monotonic() - t->started_mono;
+    if (t->not_sent) {
+      // Nothing was written to the target: no attempt, no breaker record.
+      breaker_.release_probe(t->key);
+      o.kind = AttemptKind::kNotSent;
+      o.error = "not sent: the sender's leadership lease ran out before it could be sent";
+      AttemptCallback done = std::move(t->work.done);
+      t.reset();
+      done(std::move(o));
+      return;
+    }
     if (rc == CURLE_OK) {
       long code = 0;
       curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
@@ -546,8 +461,8 @@ class HttpDispatcherImpl final : public HttpDispatcher {
   }
 
   // After stop(): aborts transfers and fails everything pending, each
-  // callback once. Work added meanwhile is refused by submit/schedule_retry
-  // (stopping_ is set), so one pass over the queues empties them.
+  // callback once. Work added meanwhile is refused by submit (stopping_ is
+  // set), so one pass over the queue empties it.
   void shutdown() {
     auto transfers = std::move(transfers_);
     transfers_.clear();
@@ -564,12 +479,7 @@ class HttpDispatcherImpl final : public HttpDispatcher {
     std::deque<Work> pending;
     {
       std::lock_guard lock(mu_);
-      pending = std::move(ready_);
-      ready_.clear();
-      for (Work& w : queue_) pending.push_back(std::move(w));
-      queue_.clear();
-      for (Timer& timer : timers_) pending.push_back(std::move(timer.work));
-      timers_.clear();
+      pending.swap(queue_);
     }
     for (Work& w : pending)
       finish_refused(std::move(w), AttemptKind::kShutdown, "dispatcher stopped");
@@ -585,17 +495,10 @@ class HttpDispatcherImpl final : public HttpDispatcher {
 
   mutable std::mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::deque<Work> queue_ ABSL_GUARDED_BY(mu_);     // submitted, bounded by max_queued
-  std::deque<Work> ready_ ABSL_GUARDED_BY(mu_);     // retries whose time came
-  std::vector<Timer> timers_ ABSL_GUARDED_BY(mu_);  // heap, TimerLater
-  uint64_t timer_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  std::deque<Work> queue_ ABSL_GUARDED_BY(mu_);           // submitted, bounded by max_queued
   std::deque<std::string> cancels_ ABSL_GUARDED_BY(mu_);  // execution ids to cancel
 
   std::atomic<size_t> in_flight_{0};
-  std::atomic<size_t> calls_{0};
-
-  std::mutex rng_mu_;
-  std::mt19937_64 rng_;  // guarded by rng_mu_
 
   // Dispatcher thread only.
   std::unordered_map<CURL*, std::unique_ptr<Transfer>> transfers_;
@@ -606,7 +509,6 @@ class HttpDispatcherImpl final : public HttpDispatcher {
 Status validate(const HttpDispatcherOptions& o) {
   if (o.max_in_flight < 1) return Error::validation("max_in_flight", "must be at least 1");
   if (o.max_queued < 1) return Error::validation("max_queued", "must be at least 1");
-  if (o.max_calls < 1) return Error::validation("max_calls", "must be at least 1");
   if (o.max_connect_timeout <= absl::ZeroDuration()) {
     return Error::validation("max_connect_timeout", "must be positive");
   }

@@ -19,6 +19,10 @@ enum class AttemptKind : uint8_t {
   kShutdown,        // the dispatcher stopped before the attempt finished
   kInvalidRequest,  // the request cannot be made at all (e.g. unparsable URL)
   kCancelled,       // HttpDispatcher::cancel() stopped it (never retried)
+  // Not sent: its HttpRequestSpec::send_by passed before the request went
+  // out (the scheduler's leadership lease ran out meanwhile, e.g. the
+  // process was paused). Not an attempt: nothing reached the target.
+  kNotSent,
 };
 
 std::string_view to_string(AttemptKind k);

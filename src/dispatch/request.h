@@ -25,6 +25,12 @@ struct HttpRequestSpec {
   absl::Time scheduled_time = absl::UnixEpoch();
   int attempt = 1;                            // 1-based; X-Chronos-Attempt and {{.Attempt}}
   absl::Duration timeout = absl::Minutes(5);  // whole attempt, connect included
+  // The latest time, on the dispatcher's monotonic clock, at which the
+  // request may begin to go out (the sender's leadership lease). Checked
+  // right before a transfer starts and again right before libcurl writes
+  // the request on its connection; past it the attempt ends kNotSent and
+  // nothing is sent.
+  absl::Duration send_by = absl::InfiniteDuration();
 };
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;

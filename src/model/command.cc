@@ -308,15 +308,30 @@ Result<Command> decode_command(Tag tag, const Json& j) {
       return Command(std::move(finish));
     }
     case Tag::kRedispatchExecutions: {
-      CHRONOS_RETURN_IF_ERROR(
-          internal::check_object(j, {"job_ids", "execution_ids", "attempts", "node_id"}));
+      CHRONOS_RETURN_IF_ERROR(internal::check_object(
+          j, {"job_ids", "execution_ids", "attempts", "node_id", "retry", "next_attempt_at"}));
       RedispatchExecutions redispatch;
+      if (j.contains("retry")) {
+        if (!j["retry"].is_boolean()) return Error::internal("corrupt command batch: retry");
+        redispatch.retry = j["retry"].get<bool>();
+      }
       CHRONOS_ASSIGN_OR_RETURN(redispatch.job_ids,
                                array_field<std::string>(j, "job_ids", string_element));
       CHRONOS_ASSIGN_OR_RETURN(redispatch.execution_ids,
                                array_field<std::string>(j, "execution_ids", string_element));
       CHRONOS_ASSIGN_OR_RETURN(redispatch.attempts, array_field<int>(j, "attempts", int32_element));
       CHRONOS_ASSIGN_OR_RETURN(redispatch.node_id, required_string(j, "node_id"));
+      if (j.contains("next_attempt_at")) {
+        CHRONOS_ASSIGN_OR_RETURN(
+            redispatch.next_attempt_at,
+            array_field<absl::Time>(j, "next_attempt_at", [](const Json& v) -> Result<absl::Time> {
+              Json holder{{"t", v}};
+              return internal::get_time_or_unset(holder, "t");
+            }));
+        if (redispatch.next_attempt_at.size() != redispatch.execution_ids.size()) {
+          return Error::validation("next_attempt_at", "must be empty or as long as execution_ids");
+        }
+      }
       if (redispatch.job_ids.size() != redispatch.execution_ids.size() ||
           redispatch.attempts.size() != redispatch.execution_ids.size()) {
         return Error::validation("execution_ids",
@@ -398,6 +413,12 @@ std::string encode_batch(const CommandBatch& batch) {
             j["execution_ids"] = c.execution_ids;
             j["attempts"] = c.attempts;
             j["node_id"] = c.node_id;
+            if (c.retry) j["retry"] = true;  // absent = false (older entries)
+            if (!c.next_attempt_at.empty()) {
+              Json times = Json::array();
+              for (absl::Time t : c.next_attempt_at) times.push_back(internal::time_or_null(t));
+              j["next_attempt_at"] = std::move(times);
+            }
           } else if constexpr (std::is_same_v<T, PruneExecutions>) {
             tag = Tag::kPruneExecutions;
             j["job_id"] = c.job_id;

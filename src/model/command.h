@@ -44,9 +44,12 @@ struct Noop {
 
 // Starts executions (scheduled, catch-up, manual, replay) and records what
 // the scheduler consumed, in one entry (DESIGN "Key algorithms"). For each
-// execution: writes e/<job_id>/<exec_id>; when its status is kRunning (or
-// kPending) also r/<exec_id> (in flight) and adds it to s/<job_id>'s running
-// set; a kSkipped one (concurrency forbid) is stored terminal at once. A
+// execution: writes e/<job_id>/<exec_id>. One proposed kRunning (or
+// kPending) goes through the job's overlap rule (model/concurrency.h) at
+// apply: run (stored kRunning, r/<exec_id> in flight, added to s/<job_id>'s
+// running set), wait (stored kPending in s/<job_id>'s waiting line) or skip
+// (stored kSkipped, its item fails with kConflict). One proposed kSkipped
+// is stored terminal at once. A
 // job that no longer exists makes that execution fail with kNotFound and
 // nothing is written for it; an id that already exists (a re-proposal) is
 // kAlreadyExists and changes nothing. `schedule` moves
@@ -62,17 +65,18 @@ struct ScheduleAdvance {
 struct StartExecutions {
   std::vector<Execution> executions;
   std::vector<ScheduleAdvance> schedule;
-  // concurrency: forbid is enforced at apply against the running set of that
-  // moment: a start that finds one running is stored `skipped` and its item
-  // fails with kConflict. `force` (a manual ?force=true) exempts the whole
-  // command.
+  // `force` (a manual ?force=true) exempts the whole command from the
+  // overlap rule: its executions run.
   bool force = false;
   bool operator==(const StartExecutions&) const = default;
 };
 
 // Finishes executions: status (terminal, else kValidation), attempts,
 // code, response excerpt, error, node_id, completed_at. Removes
-// r/<exec_id> and the id from s/<job_id>'s running set. Finishing an
+// r/<exec_id> and the id from s/<job_id>'s running set (or waiting line);
+// when the last running one ends, the head of the waiting line starts
+// (kRunning, started_at = this result's completed_at, r/ written) and is
+// reported in ItemResults::started. Finishing an
 // execution that is missing or already terminal is a no-op reported as
 // kNotFound / kConflict (a late duplicate result after failover must not
 // overwrite the first). Stored attempts never decrease (max of stored and
@@ -96,16 +100,26 @@ struct FinishExecutions {
   bool operator==(const FinishExecutions&) const = default;
 };
 
-// Records a re-dispatch of in-flight executions (new leader, or restart):
-// attempts (never lowered) and node_id of each; the status becomes (stays)
-// kRunning. Per item: kNotFound when missing, kConflict when already
-// terminal, kValidation when the parallel lists are shorter than
-// execution_ids (decode_batch refuses unequal lengths).
+// Records, before it is sent, that another attempt of running executions
+// is about to be made: by a new leader re-dispatching what an earlier one
+// left in flight, or by the leader retrying a failed attempt (`retry`).
+// Sets attempts (never lowered: the attempts that may already have been
+// sent) and node_id of each; the status stays kRunning. Committing this
+// before the next attempt is what keeps the attempt numbers a target sees
+// increasing across leader changes. A re-dispatch (not `retry`) marks the
+// execution delayed for the overlap rule (model/concurrency.h). Per item:
+// kNotFound when missing, kConflict when already terminal or still waiting
+// in its job's line (pending), kValidation when the parallel lists are
+// shorter than execution_ids (decode_batch refuses unequal lengths).
 struct RedispatchExecutions {
   std::vector<std::string> job_ids;  // parallel to execution_ids
   std::vector<std::string> execution_ids;
   std::vector<int> attempts;
   std::string node_id;
+  bool retry = false;
+  // Parallel to execution_ids, or empty: when each next attempt is due
+  // (Execution::next_attempt_at; unset clears it).
+  std::vector<absl::Time> next_attempt_at;
   bool operator==(const RedispatchExecutions&) const = default;
 };
 

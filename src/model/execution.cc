@@ -154,6 +154,7 @@ nlohmann::json execution_to_api_json(const Execution& e) {
   j["error"] = sanitize_utf8(e.error);
   j["node_id"] = e.node_id;
   j["replay_of"] = e.replay_of.empty() ? Json(nullptr) : Json(e.replay_of);
+  j["next_attempt_at"] = time_or_null(e.next_attempt_at);
   return j;
 }
 
@@ -164,6 +165,10 @@ nlohmann::json execution_to_internal_json(const Execution& e) {
   j["error"] = internal::bytes_to_json(e.error);
   j["node_id"] = e.node_id;
   j["replay_of"] = e.replay_of;
+  // Only when set: records written before it existed decode the same.
+  if (e.next_attempt_at != absl::InfinitePast()) {
+    j["next_attempt_at"] = time_or_null(e.next_attempt_at);
+  }
   return j;
 }
 
@@ -171,7 +176,7 @@ Result<Execution> execution_from_internal_json(const nlohmann::json& j) {
   CHRONOS_RETURN_IF_ERROR(internal::check_object(
       j, {"id", "job_id", "job_name", "namespace", "job_version", "scheduled_time", "trigger",
           "status", "attempts", "started_at", "completed_at", "status_code", "response", "error",
-          "node_id", "replay_of"}));
+          "node_id", "replay_of", "next_attempt_at"}));
   Execution e;
   CHRONOS_ASSIGN_OR_RETURN(e.id, required_string(j, "id"));
   CHRONOS_ASSIGN_OR_RETURN(e.job_id, required_string(j, "job_id"));
@@ -208,6 +213,7 @@ Result<Execution> execution_from_internal_json(const nlohmann::json& j) {
   e.node_id = node_id.value_or("");
   CHRONOS_ASSIGN_OR_RETURN(auto replay_of, get_string(j, "replay_of"));
   e.replay_of = replay_of.value_or("");
+  CHRONOS_ASSIGN_OR_RETURN(e.next_attempt_at, get_time_or_unset(j, "next_attempt_at"));
   return e;
 }
 

@@ -51,6 +51,10 @@ struct Execution {
   std::string error;      // last error, ≤ kMaxErrorBytes
   std::string node_id;    // node that (last) dispatched it
   std::string replay_of;  // id of the execution this one replays, or ""
+  // A running execution waiting out a retry's back-off: when its next
+  // attempt is due (recorded before the wait, so a new leader honours it).
+  // Unset otherwise.
+  absl::Time next_attempt_at = absl::InfinitePast();
 
   bool operator==(const Execution&) const = default;
 };

@@ -10,8 +10,10 @@ std::string_view to_string(Concurrency c) {
       return "forbid";
     case Concurrency::kReplace:
       return "replace";
+    case Concurrency::kBufferOne:
+      return "buffer_one";
   }
-  return "forbid";
+  return "buffer_one";
 }
 
 std::string_view to_string(MissedRunPolicy p) {
@@ -27,7 +29,8 @@ std::string_view to_string(MissedRunPolicy p) {
 }
 
 std::optional<Concurrency> parse_concurrency(std::string_view s) {
-  for (Concurrency c : {Concurrency::kAllow, Concurrency::kForbid, Concurrency::kReplace}) {
+  for (Concurrency c : {Concurrency::kAllow, Concurrency::kForbid, Concurrency::kBufferOne,
+                        Concurrency::kReplace}) {
     if (s == to_string(c)) return c;
   }
   return std::nullopt;

@@ -12,7 +12,9 @@
 
 namespace chronos::model {
 
-enum class Concurrency : uint8_t { kAllow, kForbid, kReplace };
+// Overlap policy (SPEC §3; docs/schedules.md "Overlapping runs"). The
+// numeric values are not stored (the codec uses the names).
+enum class Concurrency : uint8_t { kAllow, kForbid, kReplace, kBufferOne };
 enum class MissedRunPolicy : uint8_t { kIgnore, kExecuteOne, kExecuteAll };
 
 struct RetryPolicy {
@@ -75,7 +77,7 @@ struct Job {
   std::optional<Dispatch> dispatch;
   RetryPolicy retry_policy;
   absl::Duration timeout = absl::Minutes(5);
-  Concurrency concurrency = Concurrency::kForbid;
+  Concurrency concurrency = Concurrency::kBufferOne;
   MissedRunPolicy missed_run_policy = MissedRunPolicy::kExecuteOne;
   absl::Duration catchup_window = absl::Hours(24);
   absl::Duration jitter = absl::ZeroDuration();

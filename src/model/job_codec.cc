@@ -164,7 +164,8 @@ Result<Job> job_from_json(const Json& body, const JobDefaults& defaults, Mode mo
   CHRONOS_ASSIGN_OR_RETURN(auto concurrency, get_string(body, "concurrency"));
   if (concurrency) {
     std::optional<Concurrency> c = parse_concurrency(*concurrency);
-    if (!c) return Error::validation("concurrency", "must be one of allow, forbid, replace");
+    if (!c)
+      return Error::validation("concurrency", "must be one of allow, forbid, buffer_one, replace");
     job.concurrency = *c;
   }
   CHRONOS_ASSIGN_OR_RETURN(auto missed, get_string(body, "missed_run_policy"));

@@ -20,13 +20,16 @@ struct NodeConfig {
   // cluster.join: API URL of a member (http://host:port). A node whose Raft
   // directory is empty joins that cluster instead of bootstrapping.
   std::string join;
-  absl::Duration heartbeat_timeout = absl::Milliseconds(100);  // cluster.raft.heartbeat_timeout
-  absl::Duration election_timeout = absl::Milliseconds(1000);  // cluster.raft.election_timeout
-  unsigned snapshot_threshold = 8192;                          // cluster.raft.snapshot_threshold
-  unsigned snapshot_trailing = 2048;                           // cluster.raft.snapshot_trailing
-  absl::Duration snapshot_interval = absl::Minutes(30);        // cluster.raft.snapshot_interval
-  std::string http_address = "127.0.0.1:8080";                 // server.http.address
-  unsigned http_threads = 0;                                   // server.http.threads; 0 = cores
+  // Failover (docs/cluster.md "Failover timing"): the survivors notice a
+  // dead leader within one to two election timeouts; 400 ms keeps kill →
+  // next fired run under a second. The leader's lease is 0.9 × this.
+  absl::Duration heartbeat_timeout = absl::Milliseconds(50);  // cluster.raft.heartbeat_timeout
+  absl::Duration election_timeout = absl::Milliseconds(400);  // cluster.raft.election_timeout
+  unsigned snapshot_threshold = 8192;                         // cluster.raft.snapshot_threshold
+  unsigned snapshot_trailing = 2048;                          // cluster.raft.snapshot_trailing
+  absl::Duration snapshot_interval = absl::Minutes(30);       // cluster.raft.snapshot_interval
+  std::string http_address = "127.0.0.1:8080";                // server.http.address
+  unsigned http_threads = 0;                                  // server.http.threads; 0 = cores
   model::MissedRunPolicy missed_run_policy = model::MissedRunPolicy::kExecuteOne;
   absl::Duration tick_interval = absl::Seconds(1);      // scheduler.tick_interval
   absl::Duration execution_timeout = absl::Minutes(5);  // scheduler.execution_timeout

@@ -348,8 +348,9 @@ class NodeImpl final : public Node {
     // Applied entries reach the scheduler, which starts after Raft (it
     // proposes through it): through a holder filled in once it exists.
     auto sched_holder = std::make_shared<std::atomic<sched::Scheduler*>>(nullptr);
-    rc.on_applied = [sched_holder](const model::CommandBatch& batch) {
-      if (sched::Scheduler* s = sched_holder->load()) s->on_applied(batch);
+    rc.on_applied = [sched_holder](const model::CommandBatch& batch,
+                                   const store::ApplyOutcome& outcome) {
+      if (sched::Scheduler* s = sched_holder->load()) s->on_applied(batch, outcome);
     };
     CHRONOS_ASSIGN_OR_RETURN(raft_, raft::RaftNode::start(rc, store_.get()));
 
@@ -361,13 +362,13 @@ class NodeImpl final : public Node {
     dopt.breaker.success_threshold = static_cast<int>(config.breaker_success_threshold);
     CHRONOS_ASSIGN_OR_RETURN(dispatcher_, dispatch::HttpDispatcher::start(dopt));
 
-    sched::SchedulerOptions so;
-    so.node_id = config.node_id;
-    so.plan.lookahead = config.lookahead;
-    so.plan.late_grace =
+    sched::Scheduler::Options so;
+    so.driver.node_id = config.node_id;
+    so.driver.plan.lookahead = config.lookahead;
+    so.driver.plan.late_grace =
         config.late_grace.value_or(sched::default_late_grace(config.election_timeout));
-    so.history_max_per_job = config.history_max_per_job;
-    so.history_max_age = config.history_max_age;
+    so.driver.history_max_per_job = config.history_max_per_job;
+    so.driver.history_max_age = config.history_max_age;
     scheduler_ = sched::Scheduler::start(so, store_.get(), raft_.get(), dispatcher_.get(),
                                          RealClock::instance(), &metrics_);
     sched_holder->store(scheduler_.get());

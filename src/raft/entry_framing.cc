@@ -19,13 +19,17 @@ struct raft_buffer frame_entry(std::string_view payload) {
   return buf;
 }
 
-std::string_view unframe_entry(const struct raft_buffer& buf) {
-  if (buf.len < 4) return {};
-  const auto* in = static_cast<const uint8_t*>(buf.base);
+std::string_view unframe_entry(std::string_view framed) {
+  if (framed.size() < 4) return {};
+  const auto* in = reinterpret_cast<const uint8_t*>(framed.data());
   uint32_t n = 0;
   for (int i = 0; i < 4; ++i) n |= static_cast<uint32_t>(in[i]) << (8 * i);
-  if (n > buf.len - 4) return {};
-  return std::string_view(reinterpret_cast<const char*>(in + 4), n);
+  if (n > framed.size() - 4) return {};
+  return framed.substr(4, n);
+}
+
+std::string_view unframe_entry(const struct raft_buffer& buf) {
+  return unframe_entry(std::string_view(static_cast<const char*>(buf.base), buf.len));
 }
 
 int image_to_snapshot_buffers(std::string_view image, struct raft_buffer* bufs[],

@@ -21,13 +21,13 @@ struct raft_buffer frame_entry(std::string_view payload);
 
 // The payload of a framed entry; an impossible length yields a view that
 // fails to decode (the caller treats that as corruption).
+std::string_view unframe_entry(std::string_view framed);
 std::string_view unframe_entry(const struct raft_buffer& buf);
 
 // FSM snapshot buffers (libraft's fsm.snapshot contract; the simulation's
 // synchronous snapshots): one raft_malloc'd buffer holding a copy of `image`, in a raft_malloc'd
 // array of one. Returns 0 or RAFT_NOMEM (nothing allocated then).
-int image_to_snapshot_buffers(std::string_view image, struct raft_buffer* bufs[],
-                              unsigned* n_bufs);
+int image_to_snapshot_buffers(std::string_view image, struct raft_buffer* bufs[], unsigned* n_bufs);
 // Frees what image_to_snapshot_buffers allocated (fsm.snapshot_finalize);
 // leaves *bufs null and *n_bufs 0.
 void free_snapshot_buffers(struct raft_buffer* bufs[], unsigned* n_bufs);

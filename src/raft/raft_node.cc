@@ -16,9 +16,12 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "base/clock.h"
 #include "base/strings.h"
 #include "base/thread_name.h"
 #include "raft/entry_framing.h"
+#include "raft/leadership.h"
+#include "raft/state_machine.h"
 #include "spdlog/spdlog.h"
 
 extern "C" {
@@ -150,6 +153,10 @@ struct Proposal {
   // that never ran (shutdown, queue full).
   std::function<void()> task;
   std::function<void(Error)> task_failed;
+  // When and in which term it was handed to libraft (the leadership lease
+  // counts a committed entry from when it was proposed).
+  absl::Duration proposed_at;
+  uint64_t term = 0;
   struct raft_apply apply_req {};
   struct raft_barrier barrier_req {};
 };
@@ -157,7 +164,10 @@ struct Proposal {
 class RaftNodeImpl final : public RaftNode {
  public:
   RaftNodeImpl(RaftConfig config, store::Store* store)
-      : config_(std::move(config)), store_(store) {}
+      : config_(std::move(config)),
+        store_(store),
+        state_machine_(store, config_.on_applied),
+        leadership_(config_.election_timeout) {}
 
   ~RaftNodeImpl() override { stop(); }
 
@@ -493,6 +503,8 @@ class RaftNodeImpl final : public RaftNode {
       complete(p.get(), Error{ErrorCode::kNoLeader, "this node is not the leader", {}});
       return;
     }
+    p->proposed_at = monotonic_now();
+    p->term = raft_.current_term;
     if (p->barrier_cb) {
       p->barrier_req.data = p.get();
       int rv = raft_barrier(&raft_, &p->barrier_req, &RaftNodeImpl::on_barrier_done);
@@ -548,6 +560,7 @@ class RaftNodeImpl final : public RaftNode {
                                                 " was skipped: the store is ahead of the log")));
       return;
     }
+    p->node->leadership_.committed(p->term, p->proposed_at);
     release(p.get());
     p->propose_cb(std::move(*outcome));
   }
@@ -741,6 +754,9 @@ class RaftNodeImpl final : public RaftNode {
     }
     if (rv != 0) return c->done(change_error(rv, "transfer leadership"));
     c.release();
+    // The target may be elected at once: the lease ends now, not at the
+    // next status refresh.
+    refresh_status();
   }
 
   static void on_transfer_done(struct raft_transfer* req) {
@@ -840,23 +856,14 @@ class RaftNodeImpl final : public RaftNode {
 
   static int fsm_apply(struct raft_fsm* fsm, const struct raft_buffer* buf, void** result) {
     auto* self = static_cast<RaftNodeImpl*>(fsm->data);
-    *result = nullptr;
     // libraft applies entries in order and advances last_applied after each
     // (commands, barriers and configuration changes alike), so the entry
     // being applied is the one after it.
     uint64_t index = raft_last_applied(&self->raft_) + 1;
-    auto batch = model::decode_batch(unframe_entry(*buf));
-    // A committed entry that does not decode is a bug or corruption that
-    // libraft's checksums did not catch; applying around it would make this
-    // node diverge from its peers.
-    CHRONOS_CHECK(batch.ok()) << "undecodable log entry " << index << ": " << batch.error().message;
-    auto outcome = self->store_->apply(index, *batch);
-    CHRONOS_CHECK(outcome.ok()) << "store apply of entry " << index
-                                << " failed: " << outcome.error().message;
-    if (self->config_.on_applied && !outcome->skipped) self->config_.on_applied(*batch);
-    if (self->awaited_indexes_.count(index) != 0) {
-      *result = new store::ApplyOutcome(std::move(outcome).value());
-    }
+    *result = self->state_machine_
+                  .apply(index, std::string_view(static_cast<const char*>(buf->base), buf->len),
+                         self->awaited_indexes_.count(index) != 0)
+                  .release();
     self->log_bytes_since_snapshot_ += buf->len;
     self->pace_snapshots();
     return 0;
@@ -882,10 +889,9 @@ class RaftNodeImpl final : public RaftNode {
     const bool hold = image >= config_.paced_snapshot_bytes &&
                       log_bytes_since_snapshot_ < std::min(image / 4, kMaxLogBytesBetweenSnapshots);
     const unsigned base = config_.snapshot_threshold;
-    const unsigned threshold =
-        hold ? static_cast<unsigned>(
-                   std::min<uint64_t>(uint64_t{base} * kMaxThresholdFactor, UINT_MAX))
-             : base;
+    const unsigned threshold = hold ? static_cast<unsigned>(std::min<uint64_t>(
+                                          uint64_t{base} * kMaxThresholdFactor, UINT_MAX))
+                                    : base;
     if (raft_.snapshot.threshold != threshold) raft_set_snapshot_threshold(&raft_, threshold);
   }
 
@@ -935,33 +941,28 @@ class RaftNodeImpl final : public RaftNode {
     return 0;
   }
 
-  // On success the FSM owns buf->base (libraft's contract).
+  // On success the FSM owns buf->base (libraft's contract). At start-up
+  // libraft restores its latest snapshot before replaying the log; when the
+  // store already holds that state (the usual restart) nothing is written.
   static int fsm_restore(struct raft_fsm* fsm, struct raft_buffer* buf) {
     auto* self = static_cast<RaftNodeImpl*>(fsm->data);
     std::string_view image(static_cast<const char*>(buf->base), buf->len);
     self->last_image_bytes_.store(buf->len);
-    auto image_index = store::Store::snapshot_applied_index(image);
-    if (!image_index.ok()) {
-      spdlog::error("raft: snapshot image rejected: {}", image_index.error().message);
-      return RAFT_CORRUPT;
-    }
-    // At start-up libraft restores its latest snapshot before replaying the
-    // log. The store persists its own applied index, so when it already holds
-    // that state (the usual restart) the restore is skipped. A store at
-    // index 0 has applied nothing, yet an image at index 0 may hold state:
-    // a restored backup (`chronos restore`) snapshotted before any command
-    // was applied (only configuration and barrier entries, which do not
-    // reach the store). Such an image is always restored; it costs little.
-    uint64_t applied = self->store_->applied_index();
-    if (applied > 0 && applied >= *image_index) {
-      spdlog::info("raft: store at index {} already covers snapshot at {}", applied, *image_index);
-    } else {
-      auto st = self->store_->restore_snapshot(image);
-      if (!st.ok()) {
-        spdlog::error("raft: snapshot restore failed: {}", st.error().message);
+    std::string error;
+    switch (self->state_machine_.restore(image, &error)) {
+      case StateMachine::RestoreResult::kCorrupt:
+        spdlog::error("raft: snapshot image rejected: {}", error);
+        return RAFT_CORRUPT;
+      case StateMachine::RestoreResult::kFailed:
+        spdlog::error("raft: snapshot restore failed: {}", error);
         return RAFT_IOERR;
-      }
-      spdlog::info("raft: restored snapshot at index {}", *image_index);
+      case StateMachine::RestoreResult::kAlreadyHeld:
+        spdlog::info("raft: the store at index {} already holds the snapshot",
+                     self->store_->applied_index());
+        break;
+      case StateMachine::RestoreResult::kRestored:
+        spdlog::info("raft: restored snapshot at index {}", self->store_->applied_index());
+        break;
     }
     raft_free(buf->base);
     return 0;
@@ -1013,6 +1014,10 @@ class RaftNodeImpl final : public RaftNode {
   static thread_local RaftNodeImpl* t_loop_node;
 
   // ---- status ----
+
+  // The clock of the leadership lease: the same monotonic clock the
+  // scheduler compares RaftStatus::lease_until with.
+  static absl::Duration monotonic_now() { return RealClock::instance()->monotonic(); }
 
   static void on_status_timer(uv_timer_t* t) {
     auto* self = static_cast<RaftNodeImpl*>(t->data);
@@ -1078,32 +1083,30 @@ class RaftNodeImpl final : public RaftNode {
       }
       s.members.push_back(std::move(m));
     }
+    // A new leader may not yet have applied entries of older terms: it
+    // knows they are committed only once an entry of its own term commits.
+    // A barrier per term gives that entry; until it is applied, local reads
+    // could be stale and the node is not caught up. Later barriers renew the
+    // leadership lease when nothing else of ours commits.
+    const absl::Duration now_mono = monotonic_now();
+    if (!closing_ && leadership_.want_barrier(s.role == Role::kLeader && leading, s.term,
+                                              raft_.transfer != nullptr, now_mono)) {
+      auto p = std::make_unique<Proposal>();
+      p->node = this;
+      uint64_t term = s.term;
+      p->barrier_cb = [this, term, now_mono](Status st) {
+        leadership_.barrier_done(term, now_mono, st.ok());
+        if (st.ok()) refresh_status();
+      };
+      submit(std::move(p));
+    }
     if (s.role == Role::kLeader && leading) {
-      // A new leader may not yet have applied entries of older terms: it
-      // knows they are committed only once an entry of its own term commits.
-      // A barrier per term gives that entry; until it is applied, local
-      // reads could be stale and the node is not caught up.
-      if (barrier_term_ != s.term && !closing_) {
-        barrier_term_ = s.term;
-        auto p = std::make_unique<Proposal>();
-        p->node = this;
-        uint64_t term = s.term;
-        p->barrier_cb = [this, term](Status st) {
-          if (st.ok()) {
-            caught_up_term_ = term;
-            refresh_status();
-          } else if (barrier_term_ == term) {
-            // Try again on the next refresh while still leader of this term.
-            barrier_term_ = 0;
-          }
-        };
-        submit(std::move(p));
-      }
       // Once that barrier is applied the leader has every committed entry;
       // later entries are applied in the same loop turn that commits them
       // (a refresh from inside an apply batch may see commit > applied for
       // a moment, which is not lag).
-      s.caught_up = caught_up_term_ == s.term;
+      s.caught_up = leadership_.caught_up(s.term);
+      s.lease_until = leadership_.lease_until(s.term);
       if (s.caught_up) compact_if_restored();
     } else {
       s.caught_up =
@@ -1132,9 +1135,9 @@ class RaftNodeImpl final : public RaftNode {
   int pending_async_work_ = 0;  // io_async_work items not yet called back
   uv_timer_t close_timer_{};    // polls close_raft_when_idle during shutdown
   int close_polls_ = 0;
-  uint64_t barrier_term_ = 0;  // term whose leadership barrier was proposed
   std::atomic<bool> thread_started_{false};
-  uint64_t caught_up_term_ = 0;
+  StateMachine state_machine_;
+  LeadershipTracker leadership_;
   raft_time change_started_ms_ = 0;  // of the pending configuration change (io time)
   // A snapshot requested through take_snapshot (at most one at a time).
   std::function<void(Result<uint64_t>)> snapshot_done_;

@@ -11,6 +11,7 @@
 #include "absl/time/time.h"
 #include "base/result.h"
 #include "model/command.h"
+#include "raft/state_machine.h"
 #include "store/store.h"
 
 namespace chronos::raft {
@@ -38,17 +39,18 @@ struct RaftConfig {
   std::function<void()> on_log_compacted;
   absl::Duration heartbeat_timeout = absl::Milliseconds(100);
   absl::Duration election_timeout = absl::Milliseconds(1000);
-  unsigned snapshot_threshold = 8192;   // entries between snapshots
-  unsigned snapshot_trailing = 2048;    // entries kept behind a snapshot
+  unsigned snapshot_threshold = 8192;  // entries between snapshots
+  unsigned snapshot_trailing = 2048;   // entries kept behind a snapshot
   // From this snapshot image size on, the next snapshot also waits for log
   // proportional to the image (see pace_snapshots in raft_node.cc); tests
   // lower it to see pacing on a small store.
   uint64_t paced_snapshot_bytes = 8ull << 20;
   size_t max_pending_proposals = 4096;  // proposals admitted and not yet completed
   // Called on the loop thread after every entry is applied to the store
-  // (proposed here or not, leader or follower; not for skipped replays).
-  // Must return at once: record what changed and hand work elsewhere.
-  std::function<void(const model::CommandBatch&)> on_applied;
+  // (proposed here or not, leader or follower; not for skipped replays),
+  // with what apply did. Must return at once: record what changed and hand
+  // work elsewhere.
+  AppliedHook on_applied;
 };
 
 enum class Role : uint8_t { kUnavailable, kFollower, kCandidate, kLeader };
@@ -89,6 +91,12 @@ struct RaftStatus {
   // everything committed before it is applied too), and on a follower that
   // knows a leader. Reads served from local state are then not behind.
   bool caught_up = false;
+  // On a caught-up leader: its leadership lease (raft/leadership.h), as a
+  // time of the process's monotonic clock (Clock::monotonic()): until then
+  // no other node can have been elected. -InfiniteDuration() otherwise.
+  // Compare it with the monotonic clock at the moment of acting, never with
+  // the time the status was read.
+  absl::Duration lease_until = -absl::InfiniteDuration();
   std::vector<MemberInfo> members;
 };
 

@@ -143,7 +143,7 @@ Plan plan_job(const model::Job& job, const cron::Schedule& schedule,
     case MissedRunPolicy::kExecuteOne: {
       std::optional<absl::Time> newest = latest_between(schedule, from, missed_hi);
       if (newest) {
-        plan.runs.push_back({*newest, *newest + off, Trigger::kCatchup, ExecutionStatus::kRunning});
+        plan.runs.push_back({*newest, *newest + off, Trigger::kCatchup});
         Count c = count_between(schedule, from, *newest, opts.max_counted_missed);
         plan.missed = c.n;
         plan.missed_capped = c.capped;
@@ -164,7 +164,7 @@ Plan plan_job(const model::Job& job, const cron::Schedule& schedule,
       }
       std::reverse(picked.begin(), picked.end());
       for (absl::Time t : picked) {
-        plan.runs.push_back({t, t + off, Trigger::kCatchup, ExecutionStatus::kRunning});
+        plan.runs.push_back({t, t + off, Trigger::kCatchup});
       }
       // Everything missed before the oldest picked time was not run.
       const absl::Time uncounted_hi = picked.empty() ? missed_hi : picked.front();
@@ -184,24 +184,15 @@ Plan plan_job(const model::Job& job, const cron::Schedule& schedule,
       if (!t || *t > *latest) break;
       CHRONOS_CHECK(++n <= kMaxOnTimeRuns)
           << "late_grace + lookahead span more than " << kMaxOnTimeRuns << " runs";
-      plan.runs.push_back({*t, *t + off, Trigger::kSchedule, ExecutionStatus::kRunning});
+      plan.runs.push_back({*t, *t + off, Trigger::kSchedule});
       cur = *t;
     }
   }
 
-  if (plan.runs.empty()) return plan;
-  switch (job.concurrency) {
-    case Concurrency::kAllow:
-      break;
-    case Concurrency::kForbid:
-      if (!state.running.empty()) {
-        for (PlannedRun& r : plan.runs) r.status = ExecutionStatus::kSkipped;
-      }
-      break;
-    case Concurrency::kReplace:
-      plan.cancel = state.running;
-      break;
-  }
+  // The overlap rule itself (run, wait or skip) is applied when the start
+  // is applied, against the state of that moment (model/concurrency.h);
+  // replace cancels what runs now.
+  if (!plan.runs.empty() && job.concurrency == Concurrency::kReplace) plan.cancel = state.running;
   return plan;
 }
 
@@ -220,24 +211,13 @@ std::optional<absl::Time> next_fire_time(const model::Job& job, const cron::Sche
 
 ManualDecision decide_manual(const model::Job& job, const store::ScheduleState& state, bool force) {
   ManualDecision d;
-  if (force || state.running.empty()) return d;
-  switch (job.concurrency) {
-    case Concurrency::kAllow:
-      break;
-    case Concurrency::kForbid:
-      d.status = ExecutionStatus::kSkipped;
-      break;
-    case Concurrency::kReplace:
-      d.cancel = state.running;
-      break;
-  }
+  if (!force && job.concurrency == Concurrency::kReplace) d.cancel = state.running;
   return d;
 }
 
 namespace {
 
-model::Execution base_execution(const model::Job& job, const StartContext& ctx,
-                                ExecutionStatus status) {
+model::Execution base_execution(const model::Job& job, const StartContext& ctx) {
   CHRONOS_CHECK(ctx.next_id) << "StartContext::next_id is required";
   model::Execution e;
   e.id = ctx.next_id();
@@ -246,10 +226,9 @@ model::Execution base_execution(const model::Job& job, const StartContext& ctx,
   e.job_name = job.name;
   e.namespace_ = job.namespace_;
   e.job_version = job.version;
-  e.status = status;
+  e.status = ExecutionStatus::kRunning;
   e.attempts = 0;
   e.started_at = ctx.started_at;
-  if (status == ExecutionStatus::kSkipped) e.completed_at = ctx.started_at;
   e.node_id = ctx.node_id;
   return e;
 }
@@ -261,12 +240,12 @@ model::StartExecutions to_command(const Plan& plan, const model::Job& job,
   model::StartExecutions cmd;
   cmd.executions.reserve(plan.runs.size());
   for (const PlannedRun& r : plan.runs) {
-    model::Execution e = base_execution(job, ctx, r.status);
+    model::Execution e = base_execution(job, ctx);
     e.scheduled_time = r.scheduled_time;
     e.trigger = r.trigger;
     // A run planned ahead (lookahead) starts when it fires, not when its
     // start is recorded.
-    if (r.status == ExecutionStatus::kRunning) e.started_at = std::max(e.started_at, r.fire_time);
+    e.started_at = std::max(e.started_at, r.fire_time);
     cmd.executions.push_back(std::move(e));
   }
   if (plan.last_scheduled) {
@@ -275,9 +254,8 @@ model::StartExecutions to_command(const Plan& plan, const model::Job& job,
   return cmd;
 }
 
-model::Execution manual_execution(const ManualDecision& decision, const model::Job& job,
-                                  const StartContext& ctx) {
-  model::Execution e = base_execution(job, ctx, decision.status);
+model::Execution manual_execution(const model::Job& job, const StartContext& ctx) {
+  model::Execution e = base_execution(job, ctx);
   e.scheduled_time = ctx.started_at;
   e.trigger = model::Trigger::kManual;
   return e;

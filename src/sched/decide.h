@@ -61,8 +61,7 @@ absl::Duration default_late_grace(absl::Duration election_timeout);
 struct PlannedRun {
   absl::Time scheduled_time;  // nominal schedule time, recorded in the execution
   absl::Time fire_time;       // scheduled_time + the job's jitter offset; never dispatch before
-  model::Trigger trigger = model::Trigger::kSchedule;                // kSchedule | kCatchup
-  model::ExecutionStatus status = model::ExecutionStatus::kRunning;  // kRunning | kSkipped
+  model::Trigger trigger = model::Trigger::kSchedule;  // kSchedule | kCatchup
   bool operator==(const PlannedRun&) const = default;
 };
 
@@ -71,7 +70,8 @@ struct Plan {
   // Runs in scheduled-time order (oldest first).
   std::vector<PlannedRun> runs;
   // concurrency=replace: running executions (state.running) to cancel before
-  // the new run(s) start. Empty otherwise.
+  // the new run(s) start. Empty otherwise. Whether a run runs, waits or is
+  // skipped is decided when its start is applied (model/concurrency.h).
   std::vector<std::string> cancel;
   // The new s/<job_id>.last_scheduled: the latest due time consumed (run,
   // skipped or missed). nullopt = nothing consumed, state unchanged.
@@ -115,16 +115,15 @@ std::optional<absl::Time> next_fire_time(const model::Job& job, const cron::Sche
                                          const store::ScheduleState& state);
 
 // POST /jobs/{id}/trigger (SPEC §3). Manual triggers run on disabled jobs too.
+// The overlap rule (run, wait, skip) is applied with the start, as for
+// scheduled runs; what is decided here is what replace cancels.
 struct ManualDecision {
-  // kRunning: start it; kSkipped: concurrency=forbid and one is running (the
-  // HTTP layer records it skipped and answers accordingly).
-  model::ExecutionStatus status = model::ExecutionStatus::kRunning;
   // concurrency=replace: running executions to cancel.
   std::vector<std::string> cancel;
-  bool runs() const { return status == model::ExecutionStatus::kRunning; }
   bool operator==(const ManualDecision&) const = default;
 };
-// force=true ignores the concurrency policy: always runs, cancels nothing.
+// force=true ignores the concurrency policy: cancels nothing (and the start
+// is proposed with StartExecutions::force).
 ManualDecision decide_manual(const model::Job& job, const store::ScheduleState& state, bool force);
 
 // What the caller injects to turn decisions into executions: the id source
@@ -136,18 +135,14 @@ struct StartContext {
   std::string node_id;
 };
 
-// The StartExecutions command of a plan: one Execution per run (kRunning:
+// The StartExecutions command of a plan: one Execution per run (kRunning,
 // started_at = the later of ctx.started_at and the run's fire time, which
-// is later for a run planned ahead; kSkipped: started_at = completed_at =
-// ctx.started_at,
-// terminal at once), attempts 0 (dispatch counts attempts), plus the
-// ScheduleAdvance when plan.last_scheduled is set. Empty command for an
-// empty plan.
+// is later for a run planned ahead; attempts 0), plus the ScheduleAdvance
+// when plan.last_scheduled is set. Empty command for an empty plan.
 model::StartExecutions to_command(const Plan& plan, const model::Job& job, const StartContext& ctx);
 
-// The Execution of a manual trigger (trigger kManual, scheduled_time =
-// ctx.started_at, status from the decision).
-model::Execution manual_execution(const ManualDecision& decision, const model::Job& job,
-                                  const StartContext& ctx);
+// The Execution of a manual trigger (trigger kManual, kRunning,
+// scheduled_time = ctx.started_at).
+model::Execution manual_execution(const model::Job& job, const StartContext& ctx);
 
 }  // namespace chronos::sched

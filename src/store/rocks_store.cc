@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <system_error>
 
+#include "model/concurrency.h"
 #include "model/execution_codec.h"
 #include "model/job_codec.h"
 #include "nlohmann/json.hpp"
@@ -110,7 +111,9 @@ Result<model::Execution> decode_execution(std::string_view bytes) {
 }
 
 // Schedule state values: MessagePack of
-// {"last_scheduled": RFC 3339 | null, "running": [exec id, ...]}.
+// {"last_scheduled": RFC 3339 | null, "running": [exec id, ...]} plus, only
+// when non-empty, "waiting" and "delayed" (id lists), so a job that never
+// had a waiting line keeps the encoding of stores written before them.
 Result<std::string> encode_schedule_state(const ScheduleState& state) {
   try {
     nlohmann::json j = nlohmann::json::object();
@@ -118,6 +121,8 @@ Result<std::string> encode_schedule_state(const ScheduleState& state) {
                               ? nlohmann::json(nullptr)
                               : nlohmann::json(model::format_time(state.last_scheduled));
     j["running"] = state.running;
+    if (!state.waiting.empty()) j["waiting"] = state.waiting;
+    if (!state.delayed.empty()) j["delayed"] = state.delayed;
     std::string out;
     nlohmann::json::to_msgpack(j, out);
     return out;
@@ -132,9 +137,9 @@ Result<ScheduleState> decode_schedule_state(std::string_view bytes) {
   };
   try {
     const nlohmann::json j = nlohmann::json::from_msgpack(bytes.begin(), bytes.end());
-    if (!j.is_object() || j.size() != 2 || !j.contains("last_scheduled") ||
-        !j.contains("running")) {
-      return corrupt("not {last_scheduled, running}");
+    if (!j.is_object() || !j.contains("last_scheduled") || !j.contains("running") ||
+        j.size() != 2 + j.count("waiting") + j.count("delayed")) {
+      return corrupt("not {last_scheduled, running[, waiting][, delayed]}");
     }
     ScheduleState state;
     const nlohmann::json& last = j["last_scheduled"];
@@ -145,11 +150,16 @@ Result<ScheduleState> decode_schedule_state(std::string_view bytes) {
     } else if (!last.is_null()) {
       return corrupt("last_scheduled is not a time");
     }
-    const nlohmann::json& running = j["running"];
-    if (!running.is_array()) return corrupt("running is not an array");
-    for (const nlohmann::json& id : running) {
-      if (!id.is_string()) return corrupt("running holds a non-string");
-      state.running.push_back(id.get<std::string>());
+    for (auto [key, ids] :
+         {std::pair{"running", &state.running}, std::pair{"waiting", &state.waiting},
+          std::pair{"delayed", &state.delayed}}) {
+      if (!j.contains(key)) continue;
+      const nlohmann::json& list = j[key];
+      if (!list.is_array()) return corrupt(std::string(key) + " is not an array");
+      for (const nlohmann::json& id : list) {
+        if (!id.is_string()) return corrupt(std::string(key) + " holds a non-string");
+        ids->push_back(id.get<std::string>());
+      }
     }
     return state;
   } catch (const nlohmann::json::exception& ex) {
@@ -465,8 +475,40 @@ void cap_excerpts(std::string* response, std::string* error) {
   }
 }
 
-// One execution of a StartExecutions. Checks everything before writing.
-Status start_one(ApplyTxn& txn, const model::Execution& e, bool force) {
+// Removes `id` from `ids` if present; true when it was there.
+bool erase_id(std::vector<std::string>* ids, std::string_view id) {
+  auto it = std::find(ids->begin(), ids->end(), id);
+  if (it == ids->end()) return false;
+  ids->erase(it);
+  return true;
+}
+
+bool contains_id(const std::vector<std::string>& ids, std::string_view id) {
+  return std::find(ids.begin(), ids.end(), id) != ids.end();
+}
+
+// Makes a stored execution running: r/<exec_id> and the job's running set.
+void mark_running(ApplyTxn& txn, ScheduleState* state, const model::Execution& e) {
+  txn.put(keys::running(e.id), e.job_id);
+  state->running.push_back(e.id);
+}
+
+std::string skip_reason(model::Concurrency policy) {
+  return policy == model::Concurrency::kBufferOne
+             ? "skipped: a run of this job is running and another is already waiting "
+               "(concurrency: buffer_one)"
+             : "skipped: another execution of this job is running (concurrency: " +
+                   std::string(model::to_string(policy)) + ")";
+}
+
+// One execution of a StartExecutions. Checks everything before writing. One
+// that wants to start goes through the job's overlap rule against the state
+// of this moment (SPEC §3, "enforced cluster-wide"): two starts planned from
+// the same stale state cannot both run. A skipped one is stored `skipped`
+// and its item reports kConflict, so its proposer does not dispatch it; one
+// that runs is added to `started`.
+Status start_one(ApplyTxn& txn, const model::Execution& e, bool force,
+                 std::vector<model::Execution>* started) {
   if (!keys::is_key_segment(e.job_id)) return job_not_found(e.job_id);
   if (!keys::is_key_segment(e.id)) {
     return Error::validation("id", "must be non-empty and must not contain '/'");
@@ -480,38 +522,53 @@ Status start_one(ApplyTxn& txn, const model::Execution& e, bool force) {
   if (!storable_time(e.completed_at)) {
     return Error::validation("completed_at", "must be unset or in the years 0001..9999 (UTC)");
   }
-  std::optional<std::string> job_value = txn.get(keys::job(e.job_id));
-  if (!job_value) return job_not_found(e.job_id);
+  std::optional<model::Job> job = txn.get_job(keys::job(e.job_id));
+  if (!job) return job_not_found(e.job_id);
   const std::string key = keys::execution(e.job_id, e.id);
-  const std::string marker = keys::running(e.id);
-  if (txn.get(key) || txn.get(marker)) {
+  if (txn.get(key) || txn.get(keys::running(e.id))) {
     return already_exists("id", "execution " + e.id + " already exists");
   }
   model::Execution stored = e;
   cap_excerpts(&stored.response, &stored.error);
-  // concurrency: forbid is enforced here, against the running set at apply
-  // time (SPEC §3, "enforced cluster-wide"): two starts planned from the
-  // same stale state cannot both run. The loser is stored `skipped` and its
-  // item reports kConflict so its proposer does not dispatch it.
-  if (!model::is_terminal(stored.status) && !force) {
-    auto job = decode_job(*job_value);
-    if (job.ok() && job->concurrency == model::Concurrency::kForbid &&
-        !txn.get_schedule_state(stored.job_id).running.empty()) {
-      stored.status = model::ExecutionStatus::kSkipped;
-      stored.completed_at = stored.started_at;
-      stored.error = "skipped: another execution of this job is running (concurrency: forbid)";
-      txn.put_execution(stored);
-      return Error{ErrorCode::kConflict, stored.error, "concurrency"};
+  if (model::is_terminal(stored.status)) {
+    txn.put_execution(stored);
+    return ok_status();
+  }
+  ScheduleState state = txn.get_schedule_state(stored.job_id);
+  model::ActiveRuns active{state.running.size(), state.waiting.size(), false};
+  for (const std::string& id : state.delayed) {
+    std::optional<model::Execution> d = txn.get_execution(keys::execution(stored.job_id, id));
+    if (d && model::delayed_run_shelters(*d, job->jitter, stored.started_at)) {
+      active.any_delayed = true;
+      break;
     }
   }
-  txn.put_execution(stored);
-  if (!model::is_terminal(stored.status)) {
-    txn.put(marker, stored.job_id);
-    ScheduleState state = txn.get_schedule_state(stored.job_id);
-    state.running.push_back(stored.id);
-    txn.put_schedule_state(stored.job_id, state);
+  const bool delayed = model::is_delayed_start(stored, job->jitter);
+  switch (model::admit(job->concurrency, active, delayed, force)) {
+    case model::Admission::kSkip:
+      stored.status = model::ExecutionStatus::kSkipped;
+      stored.completed_at = stored.started_at;
+      stored.error = skip_reason(job->concurrency);
+      txn.put_execution(stored);
+      return Error{ErrorCode::kConflict, stored.error, "concurrency"};
+    case model::Admission::kWait:
+      stored.status = model::ExecutionStatus::kPending;
+      txn.put_execution(stored);
+      state.waiting.push_back(stored.id);
+      // Behind a delayed run it is made late by the same failover.
+      if (delayed || active.any_delayed) state.delayed.push_back(stored.id);
+      txn.put_schedule_state(stored.job_id, state);
+      return ok_status();
+    case model::Admission::kRun:
+      stored.status = model::ExecutionStatus::kRunning;
+      txn.put_execution(stored);
+      mark_running(txn, &state, stored);
+      if (delayed) state.delayed.push_back(stored.id);
+      txn.put_schedule_state(stored.job_id, state);
+      started->push_back(std::move(stored));
+      return ok_status();
   }
-  return ok_status();
+  return Error::internal("unknown admission");
 }
 
 // StartExecutions: per-execution results; schedule advances are applied
@@ -528,7 +585,7 @@ Result<CommandEffect> apply_start(ApplyTxn& txn, const model::StartExecutions& c
   ItemResults results;
   results.items.reserve(cmd.executions.size());
   for (const model::Execution& e : cmd.executions) {
-    results.items.push_back(start_one(txn, e, cmd.force));
+    results.items.push_back(start_one(txn, e, cmd.force, &results.started));
   }
   for (const model::ScheduleAdvance& advance : cmd.schedule) {
     if (!keys::is_key_segment(advance.job_id) || !txn.get(keys::job(advance.job_id))) continue;
@@ -540,18 +597,38 @@ Result<CommandEffect> apply_start(ApplyTxn& txn, const model::StartExecutions& c
   return CommandEffect(std::move(results));
 }
 
-// Removes `exec_id` from the job's running set and its in-flight marker.
-void mark_not_running(ApplyTxn& txn, std::string_view job_id, const std::string& exec_id) {
-  txn.del(keys::running(exec_id));
-  ScheduleState state = txn.get_schedule_state(job_id);
-  auto it = std::find(state.running.begin(), state.running.end(), exec_id);
-  if (it != state.running.end()) {
-    state.running.erase(it);
-    txn.put_schedule_state(job_id, state);
+// Takes execution `exec_id` (ended by `r`) out of its job's running set or
+// waiting line and drops its in-flight marker. When that leaves nothing
+// running, the head of the waiting line starts now (`r.completed_at`, on
+// `r.node_id`), and is added to `started`.
+void mark_ended(ApplyTxn& txn, const model::ExecutionResult& r,
+                std::vector<model::Execution>* started) {
+  txn.del(keys::running(r.execution_id));
+  ScheduleState state = txn.get_schedule_state(r.job_id);
+  bool changed = erase_id(&state.running, r.execution_id);
+  changed |= erase_id(&state.waiting, r.execution_id);
+  changed |= erase_id(&state.delayed, r.execution_id);
+  while (state.running.empty() && !state.waiting.empty()) {
+    const std::string next = state.waiting.front();
+    state.waiting.erase(state.waiting.begin());
+    changed = true;
+    std::optional<model::Execution> e = txn.get_execution(keys::execution(r.job_id, next));
+    if (!e || model::is_terminal(e->status)) {
+      erase_id(&state.delayed, next);
+      continue;  // not a live waiting run: nothing to start
+    }
+    e->status = model::ExecutionStatus::kRunning;
+    e->started_at = r.completed_at;
+    if (!r.node_id.empty()) e->node_id = r.node_id;
+    txn.put_execution(*e);
+    mark_running(txn, &state, *e);
+    started->push_back(std::move(*e));
   }
+  if (changed) txn.put_schedule_state(r.job_id, state);
 }
 
-Status finish_one(ApplyTxn& txn, const model::ExecutionResult& r) {
+Status finish_one(ApplyTxn& txn, const model::ExecutionResult& r,
+                  std::vector<model::Execution>* started) {
   if (!model::is_terminal(r.status)) {
     return Error::validation("status",
                              "must be a terminal status (success, failed, skipped, "
@@ -581,15 +658,18 @@ Status finish_one(ApplyTxn& txn, const model::ExecutionResult& r) {
   cap_excerpts(&stored->response, &stored->error);
   if (!r.node_id.empty()) stored->node_id = r.node_id;
   stored->completed_at = r.completed_at;
+  stored->next_attempt_at = absl::InfinitePast();
   txn.put_execution(*stored);
-  mark_not_running(txn, r.job_id, r.execution_id);
+  mark_ended(txn, r, started);
   return ok_status();
 }
 
 Result<CommandEffect> apply_finish(ApplyTxn& txn, const model::FinishExecutions& cmd) {
   ItemResults results;
   results.items.reserve(cmd.results.size());
-  for (const model::ExecutionResult& r : cmd.results) results.items.push_back(finish_one(txn, r));
+  for (const model::ExecutionResult& r : cmd.results) {
+    results.items.push_back(finish_one(txn, r, &results.started));
+  }
   return CommandEffect(std::move(results));
 }
 
@@ -613,17 +693,32 @@ Result<CommandEffect> apply_redispatch(ApplyTxn& txn, const model::RedispatchExe
       results.items.push_back(execution_not_found(job_id, exec_id));
       continue;
     }
-    if (model::is_terminal(stored->status)) {
-      results.items.push_back(Error{
-          ErrorCode::kConflict,
-          "execution " + exec_id + " is already " + std::string(model::to_string(stored->status)),
-          "status"});
+    if (stored->status != model::ExecutionStatus::kRunning) {
+      results.items.push_back(Error{ErrorCode::kConflict,
+                                    "execution " + exec_id + " is " +
+                                        std::string(model::to_string(stored->status)) +
+                                        ", not running",
+                                    "status"});
       continue;
     }
-    stored->status = model::ExecutionStatus::kRunning;
+    const absl::Time next_at =
+        i < cmd.next_attempt_at.size() ? cmd.next_attempt_at[i] : absl::InfinitePast();
+    if (!storable_time(next_at)) {
+      results.items.push_back(
+          Error::validation("next_attempt_at", "must be unset or in the years 0001..9999 (UTC)"));
+      continue;
+    }
     stored->attempts = std::max(stored->attempts, cmd.attempts[i]);
+    stored->next_attempt_at = next_at;
     if (!cmd.node_id.empty()) stored->node_id = cmd.node_id;
     txn.put_execution(*stored);
+    if (!cmd.retry) {
+      ScheduleState state = txn.get_schedule_state(job_id);
+      if (contains_id(state.running, exec_id) && !contains_id(state.delayed, exec_id)) {
+        state.delayed.push_back(exec_id);
+        txn.put_schedule_state(job_id, state);
+      }
+    }
     results.items.push_back(ok_status());
   }
   return CommandEffect(std::move(results));

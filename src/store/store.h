@@ -27,6 +27,11 @@ inline constexpr std::string_view kRestoredMarker = "CHRONOS_RESTORED";
 // failed item changed nothing; the others applied.
 struct ItemResults {
   std::vector<Status> items;
+  // The executions this command made running, as stored: for
+  // StartExecutions those the overlap rule let run (not those that wait or
+  // were skipped), for FinishExecutions the heads of waiting lines it
+  // started. What the leader dispatches.
+  std::vector<model::Execution> started;
 };
 
 // What applying one command did, reported back to its proposer.
@@ -76,6 +81,14 @@ struct ScheduleState {
   absl::Time last_scheduled = absl::InfinitePast();
   // Executions started and not finished, oldest first (concurrency policy).
   std::vector<std::string> running;
+  // Executions waiting for the running ones to end (status pending), in the
+  // order they start (model/concurrency.h). Non-empty only while `running`
+  // is; at most model::kMaxWaitingRuns.
+  std::vector<std::string> waiting;
+  // The ids among running and waiting made late by the scheduler itself
+  // (a failover, an outage): the overlap rule lets the next run wait
+  // behind them instead of skipping it.
+  std::vector<std::string> delayed;
   bool operator==(const ScheduleState&) const = default;
 };
 

@@ -71,7 +71,7 @@ class JobsApiTest(unittest.TestCase):
             "max_attempts": 3, "initial_interval": "1s", "max_interval": "1m",
             "multiplier": 2.0, "jitter": 0.1})
         self.assertEqual(job["timeout"], "5m")
-        self.assertEqual(job["concurrency"], "forbid")
+        self.assertEqual(job["concurrency"], "buffer_one")
         self.assertEqual(job["missed_run_policy"], "execute_one")
         self.assertEqual(job["catchup_window"], "1d")
         self.assertEqual(job["jitter"], "0s")
@@ -237,7 +237,7 @@ class JobsApiTest(unittest.TestCase):
         self.assertEqual(put.get("description", ""), "")
         self.assertEqual(put.get("tags", {}), {})
         self.assertEqual(put["timeout"], "5m")
-        self.assertEqual(put["concurrency"], "forbid")
+        self.assertEqual(put["concurrency"], "buffer_one")
         self.assertEqual(put["jitter"], "0s")
         self.assertEqual(put["retry_policy"]["max_attempts"], 3)
         self.assertEqual(self.get(job["id"]), put)

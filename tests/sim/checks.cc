@@ -141,8 +141,12 @@ CheckResult check_all(const CheckInput& in) {
     execs[j.id] = std::move(list).value();
     res.executions += execs[j.id].size();
   }
+  std::map<std::string, std::set<absl::Time>> ended_at;  // job id -> completed_at of its runs
   for (const auto& [job_id, list] : execs) {
-    for (const auto& e : list) exec_by_id[e.id] = e;
+    for (const auto& e : list) {
+      exec_by_id[e.id] = e;
+      if (e.completed_at != absl::InfinitePast()) ended_at[job_id].insert(e.completed_at);
+    }
   }
   for (const auto& [id, e] : exec_by_id) {
     if (scheduled_trigger(e.trigger)) by_slot[{e.job_id, e.scheduled_time}].push_back(&e);
@@ -207,6 +211,67 @@ CheckResult check_all(const CheckInput& in) {
       const std::string name = name_of(e.job_id);
       fail(name, str_cat("check 3 (phantom result): ", name, "#", short_id(id), " is ",
                          model::to_string(e.status), " but the target never got a request"));
+    }
+  }
+
+  // 5. The attempt numbers a target sees for one execution go up, never
+  //    back or sideways, whichever leader sent them.
+  for (const auto& [id, list] : deliveries) {
+    for (size_t k = 1; k < list.size(); ++k) {
+      if (list[k]->attempt > list[k - 1]->attempt) continue;
+      const std::string name = name_of(list[k]->job_id);
+      fail(name,
+           str_cat("check 5 (attempt order): ", name, "#", short_id(id), " for ",
+                   secs(list[k]->scheduled_time, epoch), " was sent as attempt ",
+                   list[k - 1]->attempt, " by n", list[k - 1]->server, " (term ", list[k - 1]->term,
+                   ") at ", secs(list[k - 1]->at, epoch), ", then as attempt ", list[k]->attempt,
+                   " by n", list[k]->server, " (term ", list[k]->term, ") at ",
+                   secs(list[k]->at, epoch)),
+           list[k]->scheduled_time);
+      break;
+    }
+  }
+
+  // 6. A leader that may have been replaced sends nothing: once a request
+  //    from term t arrived, none from an older term does (the lease).
+  {
+    const Delivery* newest = nullptr;
+    for (const auto& d : in.receiver->deliveries()) {
+      if (newest != nullptr && d.term < newest->term) {
+        const std::string name = name_of(d.job_id);
+        fail(name,
+             str_cat("check 6 (deposed leader sent): n", d.server, " (term ", d.term, ") sent ",
+                     name, "#", short_id(d.execution_id), " attempt ", d.attempt, " at ",
+                     secs(d.at, epoch), " after n", newest->server, " (term ", newest->term,
+                     ") had sent ", name_of(newest->job_id), "#", short_id(newest->execution_id),
+                     " at ", secs(newest->at, epoch)),
+             d.scheduled_time);
+        break;
+      }
+      if (newest == nullptr || d.term > newest->term) newest = &d;
+    }
+  }
+
+  // 7. A run made late by a failover is never a reason to skip the next one
+  //    (SPEC §3): a job whose target never fails and always answers well
+  //    within its period overlaps itself only when the scheduler made a run
+  //    late, so under forbid and buffer_one none of its runs is skipped.
+  for (const auto& job : jobs) {
+    auto profile = job.tags.find("sim");
+    if (profile == job.tags.end() || profile->second != "fast") continue;
+    if (job.concurrency != model::Concurrency::kForbid &&
+        job.concurrency != model::Concurrency::kBufferOne) {
+      continue;
+    }
+    for (const auto& e : execs[job.id]) {
+      if (e.status != model::ExecutionStatus::kSkipped) continue;
+      fail(
+          job.name,
+          str_cat("check 7 (skipped after a failover): ", job.name, "# (",
+                  model::to_string(job.concurrency), ", a target that never fails) has its run at ",
+                  secs(e.scheduled_time, epoch), " skipped: ", e.error),
+          e.scheduled_time);
+      break;
     }
   }
 
@@ -311,6 +376,22 @@ CheckResult check_all(const CheckInput& in) {
           takeovers(fire, fire + tm.deadline) > 1) {
         continue;
       }
+      // A run that waited in its job's line became due when the run ahead
+      // of it ended (the store starts it at that run's completed_at): the
+      // deadline runs from then. Still waiting at the end is fine while a
+      // run ahead of it is going; a line with nothing running is stuck.
+      absl::Time due = fire;
+      if (ended_at[job.id].count(e->started_at) != 0) due = std::max(due, e->started_at);
+      if (due > in.horizon) continue;  // its turn came too close to the end to tell
+      if (e->status == model::ExecutionStatus::kPending) {
+        auto state = st.get_schedule_state(job.id);
+        if (state.ok() && !state->running.empty()) continue;
+        fail(name,
+             str_cat("check 2 (stuck line): ", name, "#", short_id(e->id), " for ", secs(t, epoch),
+                     " waits in its job's line with nothing running"),
+             t);
+        continue;
+      }
       std::optional<absl::Time> fired;
       auto d = deliveries.find(e->id);
       if (d != deliveries.end()) {
@@ -327,12 +408,13 @@ CheckResult check_all(const CheckInput& in) {
              t);
         continue;
       }
-      res.max_lateness = std::max(res.max_lateness, *fired - fire);
-      if (*fired - fire > tm.deadline) {
+      res.max_lateness = std::max(res.max_lateness, *fired - due);
+      if (*fired - due > tm.deadline) {
         fail(name,
              str_cat("check 2 (late run): ", name, "#", short_id(e->id), " for ", secs(t, epoch),
-                     " first fired at ", secs(*fired, epoch), ", ", ms(*fired - fire),
-                     " after its fire time (deadline ", ms(tm.deadline), ")"),
+                     " first fired at ", secs(*fired, epoch), ", ", ms(*fired - due), " after ",
+                     due == fire ? "its fire time" : "its turn in the line", " (deadline ",
+                     ms(tm.deadline), ")"),
              t);
       }
     }

@@ -76,7 +76,12 @@ struct CheckResult {
 //     missing); nothing fires before its time;
 //  3. at most one execution per (job, scheduled time), and every request
 //     for it carries that execution's id;
-//  4. all stores hold the same state (their snapshot images' keys and values).
+//  4. all stores hold the same state (their snapshot images' keys and values);
+//  5. the attempt numbers of one execution arrive strictly increasing;
+//  6. no request from an older leadership term arrives after one from a
+//     newer term (a deposed leader never sends);
+//  7. jobs whose target never fails are never skipped under forbid or
+//     buffer_one (only a failover could make their runs overlap).
 CheckResult check_all(const CheckInput& in);
 
 }  // namespace chronos::sim

@@ -26,14 +26,18 @@ struct Cluster::Proposal {
   uint64_t generation = 0;
   bool bound = true;
   ProposeCallback cb;
+  absl::Duration proposed_at;  // for the leadership lease
+  uint64_t term = 0;
 };
 
-// The per-term leadership barrier; owned by the request until it completes.
+// A barrier the LeadershipTracker asked for; owned by the request until it
+// completes.
 struct Cluster::Barrier {
   struct raft_barrier req {};
   Server* server = nullptr;
   uint64_t generation = 0;
   uint64_t term = 0;
+  absl::Duration proposed_at;
 };
 
 // One append handed to the fixture's io on behalf of libraft's request.
@@ -49,8 +53,11 @@ Result<std::unique_ptr<Cluster>> Cluster::create(ClusterOptions options, Applied
   const auto n = static_cast<unsigned>(options.stores.size());
   CHRONOS_CHECK(n >= 1 && n <= RAFT_FIXTURE_MAX_SERVERS)
       << "a fixture holds 1.." << RAFT_FIXTURE_MAX_SERVERS << " servers";
+  CHRONOS_CHECK(options.clock != nullptr) << "the cluster needs the processes' clock";
   std::unique_ptr<Cluster> c(new Cluster());
   c->on_applied_ = std::move(on_applied);
+  c->clock_ = options.clock;
+  c->election_timeout_ms_ = options.election_timeout_ms;
   // libraft 0.15 reads fields of the fixture before setting them.
   std::memset(&c->fixture_, 0, sizeof c->fixture_);
   int rv = raft_fixture_initialize(&c->fixture_);
@@ -64,6 +71,14 @@ Result<std::unique_ptr<Cluster>> Cluster::create(ClusterOptions options, Applied
     s->store = std::move(options.stores[i]);
     CHRONOS_CHECK(s->store != nullptr && s->store->applied_index() == 0)
         << "server " << i << " needs an empty store";
+    Cluster* cluster = c.get();
+    s->state_machine = std::make_unique<raft::StateMachine>(
+        s->store.get(),
+        [cluster, i](const model::CommandBatch& batch, const store::ApplyOutcome& outcome) {
+          if (cluster->on_applied_) cluster->on_applied_(i, batch, outcome);
+        });
+    s->leadership =
+        std::make_unique<raft::LeadershipTracker>(absl::Milliseconds(options.election_timeout_ms));
     s->fsm.version = 2;  // the fixture's io has no async_work, which version 3 needs
     s->fsm.data = s.get();
     s->fsm.apply = &Cluster::fsm_apply;
@@ -128,21 +143,26 @@ bool Cluster::is_leader(unsigned i) { return raft_state(raft(i)) == RAFT_LEADER;
 uint64_t Cluster::term(unsigned i) { return raft(i)->current_term; }
 
 bool Cluster::caught_up(unsigned i) {
-  return is_leader(i) && servers_[i]->caught_up_term == term(i);
+  return is_leader(i) && servers_[i]->leadership->caught_up(term(i));
+}
+
+absl::Duration Cluster::lease_until(unsigned i) {
+  return servers_[i]->leadership->lease_until(term(i));
 }
 
 void Cluster::refresh(unsigned i) {
   Server& s = *servers_[i];
-  if (!is_leader(i) || s.barrier_term == term(i)) return;
-  s.barrier_term = term(i);
+  const absl::Duration now = clock_->monotonic();
+  if (!s.leadership->want_barrier(is_leader(i), term(i), false, now)) return;
   auto* b = new Barrier;
   b->req.data = b;
   b->server = &s;
   b->generation = s.generation;
-  b->term = s.barrier_term;
+  b->term = term(i);
+  b->proposed_at = now;
   if (raft_barrier(s.raft, &b->req, &Cluster::on_barrier_done) != 0) {
     delete b;
-    s.barrier_term = 0;  // try again on the next refresh, as raft_node does
+    s.leadership->barrier_done(term(i), now, false);  // asked for again on the next refresh
   }
 }
 
@@ -150,11 +170,7 @@ void Cluster::on_barrier_done(struct raft_barrier* req, int status) {
   std::unique_ptr<Barrier> b(static_cast<Barrier*>(req->data));
   Server& s = *b->server;
   if (s.cluster->closing_ || b->generation != s.generation) return;
-  if (status == 0) {
-    s.caught_up_term = b->term;
-  } else if (s.barrier_term == b->term) {
-    s.barrier_term = 0;
-  }
+  s.leadership->barrier_done(b->term, b->proposed_at, status == 0);
 }
 
 void Cluster::kill(unsigned i) {
@@ -170,8 +186,8 @@ void Cluster::revive(unsigned i) {
 void Cluster::restart_process(unsigned i) {
   Server& s = *servers_[i];
   ++s.generation;
-  s.barrier_term = 0;
-  s.caught_up_term = 0;
+  s.leadership =
+      std::make_unique<raft::LeadershipTracker>(absl::Milliseconds(election_timeout_ms_));
 }
 
 void Cluster::set_side(unsigned i, int side) {
@@ -237,6 +253,8 @@ void Cluster::propose(unsigned i, const model::CommandBatch& batch, ProposeCallb
   p->generation = s.generation;
   p->bound = bound_to_process;
   p->cb = std::move(cb);
+  p->proposed_at = clock_->monotonic();
+  p->term = term(i);
   int rv = raft_apply(s.raft, &p->req, &buf, 1, &Cluster::on_apply_done);
   if (rv != 0) {
     raft_free(buf.base);
@@ -306,23 +324,19 @@ void Cluster::on_apply_done(struct raft_apply* req, int status, void* result) {
     p->cb(Error::internal(str_cat("entry ", req->index, " was skipped: the store is ahead")));
     return;
   }
+  if (p->bound) s.leadership->committed(p->term, p->proposed_at);
   p->cb(std::move(*outcome));
 }
 
 int Cluster::fsm_apply(struct raft_fsm* fsm, const struct raft_buffer* buf, void** result) {
   Server& s = *static_cast<Server*>(fsm->data);
-  *result = nullptr;
   // libraft applies in order and advances last_applied after every entry
   // (barriers included), so this entry is the one after it.
   const uint64_t index = raft_last_applied(s.raft) + 1;
-  auto batch = model::decode_batch(raft::unframe_entry(*buf));
-  CHRONOS_CHECK(batch.ok()) << "server " << s.index << ": undecodable log entry " << index << ": "
-                            << batch.error().message;
-  auto outcome = s.store->apply(index, *batch);
-  CHRONOS_CHECK(outcome.ok()) << "server " << s.index << ": store apply of entry " << index
-                              << " failed: " << outcome.error().message;
-  if (!outcome->skipped && s.cluster->on_applied_) s.cluster->on_applied_(s.index, *batch);
-  if (s.awaited.count(index) != 0) *result = new store::ApplyOutcome(std::move(outcome).value());
+  *result = s.state_machine
+                ->apply(index, std::string_view(static_cast<const char*>(buf->base), buf->len),
+                        s.awaited.count(index) != 0)
+                .release();
   return 0;
 }
 
@@ -340,16 +354,21 @@ int Cluster::fsm_snapshot_finalize(struct raft_fsm*, struct raft_buffer* bufs[],
   return 0;
 }
 
-// As raft_node's restore: skipped when the store already holds that state;
-// on success the FSM owns buf->base.
+// raft_node's restore: on success the FSM owns buf->base.
 int Cluster::fsm_restore(struct raft_fsm* fsm, struct raft_buffer* buf) {
   Server& s = *static_cast<Server*>(fsm->data);
-  std::string_view image(static_cast<const char*>(buf->base), buf->len);
-  auto image_index = store::Store::snapshot_applied_index(image);
-  if (!image_index.ok()) return RAFT_CORRUPT;
-  if (s.store->applied_index() < *image_index) {
-    if (!s.store->restore_snapshot(image).ok()) return RAFT_IOERR;
-    ++s.restores;
+  std::string error;
+  switch (s.state_machine->restore(std::string_view(static_cast<const char*>(buf->base), buf->len),
+                                   &error)) {
+    case raft::StateMachine::RestoreResult::kCorrupt:
+      return RAFT_CORRUPT;
+    case raft::StateMachine::RestoreResult::kFailed:
+      return RAFT_IOERR;
+    case raft::StateMachine::RestoreResult::kRestored:
+      ++s.restores;
+      break;
+    case raft::StateMachine::RestoreResult::kAlreadyHeld:
+      break;
   }
   raft_free(buf->base);
   return 0;

@@ -7,8 +7,11 @@
 #include <string>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/result.h"
 #include "model/command.h"
+#include "raft/leadership.h"
+#include "raft/state_machine.h"
 #include "store/store.h"
 
 extern "C" {
@@ -29,18 +32,21 @@ struct ClusterOptions {
   // every server's election timer firing on the same instants, which makes
   // split votes far more common than between real nodes. Give distinct ones.
   std::vector<unsigned> heartbeat_timeout_ms;
-  unsigned election_timeout_ms = 1000;
+  unsigned election_timeout_ms = 400;
   unsigned snapshot_threshold = 8192;
   unsigned snapshot_trailing = 2048;
+  // The processes' monotonic clock (the leadership lease); it must move
+  // with the fixture's time.
+  const Clock* clock = nullptr;
 };
 
 // N libraft servers inside raft_fixture: in-memory log, disk and network,
 // one fake clock in milliseconds that only raft_fixture_step() advances.
-// Each server's FSM applies entries to its own real store::Store the way
-// raft/raft_node.cc does (unframe, decode, Store::apply at
-// raft_last_applied() + 1, snapshots through serialize_snapshot /
-// restore_snapshot, a barrier per term before the node counts as caught
-// up). The scheduler driver, dispatch and clients live outside (World).
+// Each server's FSM is raft/'s own StateMachine over a real store::Store
+// (apply at raft_last_applied() + 1, restore unless already held), and its
+// leadership (the barrier per term, the lease and its renewal) raft/'s own
+// LeadershipTracker, as in raft/raft_node.cc; only how libraft is driven
+// differs. The scheduler driver, targets and clients live outside (World).
 //
 //   World ──propose()──▶ raft_apply ──fixture network──▶ peers
 //     ▲                                    │ commit
@@ -62,7 +68,8 @@ class Cluster {
  public:
   using ProposeCallback = std::function<void(Result<store::ApplyOutcome>)>;
   // A server applied a batch (not for entries skipped as replays).
-  using AppliedHook = std::function<void(unsigned server, const model::CommandBatch&)>;
+  using AppliedHook =
+      std::function<void(unsigned server, const model::CommandBatch&, const store::ApplyOutcome&)>;
 
   static Result<std::unique_ptr<Cluster>> create(ClusterOptions options, AppliedHook on_applied);
   ~Cluster();
@@ -82,8 +89,10 @@ class Cluster {
   // What raft_node's status reports as caught_up on a leader: a barrier of
   // its current term has been applied.
   bool caught_up(unsigned i);
-  // raft_node's periodic status refresh: a leader proposes one barrier per
-  // term. Call for every live server after each step.
+  // RaftStatus::lease_until of server i (on the Clock's monotonic time).
+  absl::Duration lease_until(unsigned i);
+  // raft_node's periodic status refresh: a leader proposes its term's
+  // barrier and lease renewals. Call for every live server after each step.
   void refresh(unsigned i);
 
   void kill(unsigned i);
@@ -118,8 +127,8 @@ class Cluster {
     struct raft* raft = nullptr;
     std::set<uint64_t> awaited;  // indexes of our pending proposals (raft_node's awaited_indexes_)
     uint64_t generation = 0;     // bumped by restart_process
-    uint64_t barrier_term = 0;
-    uint64_t caught_up_term = 0;
+    std::unique_ptr<raft::StateMachine> state_machine;
+    std::unique_ptr<raft::LeadershipTracker> leadership;  // the process's: replaced by a restart
     uint64_t snapshots = 0;
     uint64_t restores = 0;
     // The fixture io's own append/truncate (see io_truncate) and the length
@@ -150,6 +159,8 @@ class Cluster {
   static void on_barrier_done(struct raft_barrier* req, int status);
 
   struct raft_fixture fixture_;
+  const Clock* clock_ = nullptr;
+  unsigned election_timeout_ms_ = 0;
   bool fixture_open_ = false;
   bool closing_ = false;
   AppliedHook on_applied_;

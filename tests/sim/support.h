@@ -65,6 +65,7 @@ struct Delivery {
   int attempt = 0;
   absl::Time at;  // when it arrived
   unsigned server = 0;
+  uint64_t term = 0;  // the sender's leadership term
 };
 
 // The target every job calls. Requests arrive in simulated-time order.

@@ -14,8 +14,8 @@ namespace chronos::sim {
 namespace {
 
 // The node's Raft timing (node/config.h defaults).
-constexpr unsigned kHeartbeatMs = 100;
-constexpr unsigned kElectionMs = 1000;
+constexpr unsigned kHeartbeatMs = 50;
+constexpr unsigned kElectionMs = 400;
 // Default network latency restored when the faults end (the fixture's own).
 constexpr unsigned kDefaultLatencyMs = 15;
 
@@ -126,7 +126,9 @@ SeedReport World::run() {
   opts.stores = std::move(stores_.stores);
   // Distinct values in 100 ms ± 5% (see ClusterOptions::heartbeat_timeout_ms).
   std::vector<unsigned> heartbeats;
-  for (unsigned ms = kHeartbeatMs - 5; ms <= kHeartbeatMs + 5; ++ms) heartbeats.push_back(ms);
+  for (unsigned ms = kHeartbeatMs * 95 / 100; ms <= kHeartbeatMs * 105 / 100; ++ms) {
+    heartbeats.push_back(ms);
+  }
   for (unsigned i = 0; i < config_.servers; ++i) {
     std::swap(heartbeats[i], heartbeats[i + rng_() % (heartbeats.size() - i)]);
     opts.heartbeat_timeout_ms.push_back(heartbeats[i]);
@@ -134,14 +136,16 @@ SeedReport World::run() {
   opts.election_timeout_ms = kElectionMs;
   opts.snapshot_threshold = config_.snapshot_threshold;
   opts.snapshot_trailing = config_.snapshot_trailing;
-  auto cluster =
-      Cluster::create(std::move(opts), [this](unsigned i, const model::CommandBatch& batch) {
+  opts.clock = &clock_;
+  auto cluster = Cluster::create(
+      std::move(opts),
+      [this](unsigned i, const model::CommandBatch& batch, const store::ApplyOutcome& outcome) {
         for (const auto& cmd : batch.commands) {
           if (const auto* put = std::get_if<model::PutJob>(&cmd)) {
             visible_at_.emplace(put->job.id, now());
           }
         }
-        if (i < drivers_.size()) drivers_[i]->on_applied(batch);
+        if (i < drivers_.size()) drivers_[i]->on_applied(batch, outcome);
       });
   if (!cluster.ok()) {
     report.failures.push_back(str_cat("cannot build the cluster: ", cluster.error().message));
@@ -156,10 +160,11 @@ SeedReport World::run() {
   env_.rng = &rng_;
   env_.receiver = &receiver_;
   env_.log = &log_;
+  env_.metrics = &metrics_;
   env_.job_name = [this](const std::string& id) { return job_name(id); };
   const unsigned n = cluster_->size();
   for (unsigned i = 0; i < n; ++i) {
-    drivers_.push_back(std::make_unique<Driver>(&env_, i));
+    drivers_.push_back(std::make_unique<Process>(&env_, i));
     last_state_.push_back(raft_state(cluster_->raft(i)));
     last_timer_start_.push_back(cluster_->raft(i)->election_timer_start);
     deaths_.push_back(0);
@@ -528,7 +533,7 @@ void World::crash(unsigned i, bool pause, const std::string& why) {
     // results are gone; the Raft state survives as if reloaded from disk.
     ++crashes_;
     cluster_->restart_process(i);
-    drivers_[i] = std::make_unique<Driver>(&env_, i);
+    drivers_[i] = std::make_unique<Process>(&env_, i);
   }
   log(str_cat("FAULT ", pause ? "pause" : "crash", " n", i, " (", why, ")"));
 }
@@ -620,13 +625,16 @@ void World::plan_jobs() {
     job.schedule = kSchedules[rng_() % std::size(kSchedules)];
     job.webhook = model::Webhook{};
     job.webhook->url = str_cat("http://receiver.sim/hook/", job.name);
-    std::discrete_distribution<int> conc({40, 40, 20});
+    // allow, forbid, replace, buffer_one (the enum's order).
+    std::discrete_distribution<int> conc({25, 25, 15, 35});
     job.concurrency = static_cast<model::Concurrency>(conc(rng_));
     std::discrete_distribution<int> missed({40, 45, 15});
     job.missed_run_policy = static_cast<model::MissedRunPolicy>(missed(rng_));
     if (chance(0.25)) job.jitter = uniform(absl::Milliseconds(1), absl::Milliseconds(900));
-    std::discrete_distribution<int> profile({55, 30, 15});
-    static const char* const kProfiles[] = {"short", "mixed", "long"};
+    // fast: answers in 20-200 ms and never fails, so under forbid and
+    // buffer_one only the scheduler itself can make its runs overlap.
+    std::discrete_distribution<int> profile({35, 25, 10, 30});
+    static const char* const kProfiles[] = {"short", "mixed", "long", "fast"};
     job.tags["sim"] = kProfiles[profile(rng_)];
     jobs_.push_back(std::move(r));
     const size_t idx = jobs_.size() - 1;

@@ -63,7 +63,7 @@ struct SeedReport {
   size_t dropped_under_majority = 0;                   // CheckResult::strict_misses
 };
 
-// One seed of the simulation: a Cluster, one Driver per server process, a
+// One seed of the simulation: a Cluster, one Process per server, a
 // client creating jobs through whichever server leads, the receiver, the
 // fault schedule, and the observers the checks need (intervals with a live
 // majority, stretches with an effective leader, when each job became
@@ -130,8 +130,9 @@ class World {
   IdSource ids_;
   Receiver receiver_;
   std::unique_ptr<Cluster> cluster_;
-  DriverEnv env_;
-  std::vector<std::unique_ptr<Driver>> drivers_;
+  metrics::Registry metrics_;  // the processes' (not looked at)
+  ProcessEnv env_;
+  std::vector<std::unique_ptr<Process>> drivers_;
   std::multimap<uint64_t, std::function<void()>> actions_;  // equal times keep insertion order
   std::vector<JobRecord> jobs_;
   std::map<std::string, absl::Time> visible_at_;  // job id -> first applied anywhere

@@ -42,16 +42,6 @@ HttpRequestSpec make_spec(const std::string& url) {
   return s;
 }
 
-model::RetryPolicy fast_policy(int max_attempts) {
-  model::RetryPolicy p;
-  p.max_attempts = max_attempts;
-  p.initial_interval = absl::Milliseconds(20);
-  p.multiplier = 2.0;
-  p.max_interval = absl::Seconds(1);
-  p.jitter = 0.0;
-  return p;
-}
-
 std::unique_ptr<HttpDispatcher> make_dispatcher(HttpDispatcherOptions o = {}) {
   o.version = "1.2.3";
   auto d = HttpDispatcher::start(std::move(o));
@@ -69,43 +59,20 @@ class Collector {
       cv_.notify_all();
     };
   }
-  CallCallback done_cb() {
-    return [this](CallResult r) {
-      std::lock_guard lock(mu_);
-      ++done_calls_;
-      done_ = std::move(r);
-      cv_.notify_all();
-    };
-  }
   bool wait_attempts(size_t n, absl::Duration timeout = kWait) {
     std::unique_lock lock(mu_);
     return cv_.wait_for(lock, absl::ToChronoMilliseconds(timeout),
                         [&] { return attempts_.size() >= n; });
   }
-  bool wait_done(absl::Duration timeout = kWait) {
-    std::unique_lock lock(mu_);
-    return cv_.wait_for(lock, absl::ToChronoMilliseconds(timeout),
-                        [&] { return done_.has_value(); });
-  }
   std::vector<AttemptOutcome> attempts() {
     std::lock_guard lock(mu_);
     return attempts_;
-  }
-  CallResult done() {
-    std::lock_guard lock(mu_);
-    return *done_;
-  }
-  int done_calls() {
-    std::lock_guard lock(mu_);
-    return done_calls_;
   }
 
  private:
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<AttemptOutcome> attempts_;
-  std::optional<CallResult> done_;
-  int done_calls_ = 0;
 };
 
 // One attempt, waited for.
@@ -132,10 +99,6 @@ bool eventually(Pred pred) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   return true;
-}
-
-absl::Duration gap(const ReceivedRequest& a, const ReceivedRequest& b) {
-  return absl::FromChrono(b.received_at - a.received_at);
 }
 
 TEST(HttpDispatcher, SendsTheSpecHeaders) {
@@ -243,53 +206,27 @@ TEST(HttpDispatcher, RespectsConfiguredSuccessCodes) {
   EXPECT_EQ(second.status_code, 204);
 }
 
-TEST(HttpDispatcher, RetriesServerErrorsWithGrowingGapsAndOneIdempotencyKey) {
+TEST(HttpDispatcher, EveryAttemptCarriesTheSameIdempotencyKeyAndItsNumber) {
   TestReceiver r;
-  r.script({{.status = 503, .body = "busy"}, {.status = 503}, {.status = 200, .body = "ok"}});
+  r.script({{.status = 503, .body = "busy"}, {.status = 200, .body = "ok"}});
   auto d = make_dispatcher();
-  auto policy = fast_policy(5);
-  policy.initial_interval = absl::Milliseconds(150);
-  Collector c;
-  d->call_with_retries(make_spec(r.url()), policy, c.attempt_cb(), c.done_cb());
-  ASSERT_TRUE(c.wait_done());
-  auto attempts = c.attempts();
-  ASSERT_EQ(attempts.size(), 3u);
-  EXPECT_EQ(attempts[0].status_code, 503);
-  EXPECT_EQ(attempts[0].response, "busy");
-  EXPECT_EQ(attempts[1].status_code, 503);
-  EXPECT_TRUE(attempts[2].success());
-  EXPECT_EQ(c.done().attempts_made, 3);
-  EXPECT_TRUE(c.done().last.success());
-  EXPECT_EQ(c.done().last.response, "ok");
-
+  auto spec = make_spec(r.url());
+  auto first = attempt_once(*d, spec);
+  EXPECT_EQ(first.kind, AttemptKind::kHttpStatus);
+  EXPECT_EQ(first.status_code, 503);
+  EXPECT_EQ(first.response, "busy");
+  EXPECT_EQ(first.attempt, 1);
+  spec.attempt = 2;
+  auto second = attempt_once(*d, spec);
+  EXPECT_TRUE(second.success());
+  EXPECT_EQ(second.response, "ok");
   auto reqs = r.requests();
-  ASSERT_EQ(reqs.size(), 3u);
+  ASSERT_EQ(reqs.size(), 2u);
   for (size_t i = 0; i < reqs.size(); ++i) {
     EXPECT_EQ(reqs[i].header("Idempotency-Key"), kExecutionId);
     EXPECT_EQ(reqs[i].header("X-Chronos-Execution-ID"), kExecutionId);
     EXPECT_EQ(reqs[i].header("X-Chronos-Attempt"), str_cat(i + 1));
   }
-  const absl::Duration gap1 = gap(reqs[0], reqs[1]);
-  const absl::Duration gap2 = gap(reqs[1], reqs[2]);
-  EXPECT_GE(gap1, absl::Milliseconds(150));
-  EXPECT_GE(gap2, absl::Milliseconds(300));
-  EXPECT_GT(gap2, gap1);
-}
-
-TEST(HttpDispatcher, CancelDuringBackoffStopsTheRetries) {
-  TestReceiver r;
-  r.set_default({.status = 503});
-  auto d = make_dispatcher();
-  auto policy = fast_policy(5);
-  policy.initial_interval = absl::Seconds(1);
-  Collector c;
-  d->call_with_retries(make_spec(r.url()), policy, c.attempt_cb(), c.done_cb());
-  ASSERT_TRUE(c.wait_attempts(1));
-  d->cancel(kExecutionId);
-  ASSERT_TRUE(c.wait_done());
-  EXPECT_EQ(c.done().last.kind, AttemptKind::kCancelled);
-  EXPECT_EQ(c.done_calls(), 1);
-  EXPECT_EQ(r.request_count(), 1u);
 }
 
 TEST(HttpDispatcher, CancelAbortsTheTransferInFlight) {
@@ -299,77 +236,62 @@ TEST(HttpDispatcher, CancelAbortsTheTransferInFlight) {
   auto spec = make_spec(r.url());
   spec.timeout = absl::Seconds(30);
   Collector c;
-  d->call_with_retries(spec, fast_policy(3), c.attempt_cb(), c.done_cb());
+  d->submit(spec, c.attempt_cb());
   ASSERT_TRUE(eventually([&] { return r.request_count() == 1; }));
   d->cancel(kExecutionId);
-  ASSERT_TRUE(c.wait_done());
-  EXPECT_EQ(c.done().last.kind, AttemptKind::kCancelled);
-  EXPECT_EQ(c.done().attempts_made, 1);
+  ASSERT_TRUE(c.wait_attempts(1));
+  EXPECT_EQ(c.attempts()[0].kind, AttemptKind::kCancelled);
   EXPECT_EQ(d->stats().in_flight, 0u);
 }
 
-TEST(HttpDispatcher, FirstDelayPostponesTheFirstAttempt) {
+TEST(HttpDispatcher, SendsNothingOnceSendByHasPassed) {
   TestReceiver r;
   auto d = make_dispatcher();
-  Collector c;
-  auto sent = Steady::now();
-  d->call_with_retries(make_spec(r.url()), fast_policy(1), c.attempt_cb(), c.done_cb(),
-                       absl::Milliseconds(400));
-  ASSERT_TRUE(c.wait_done());
-  EXPECT_TRUE(c.done().last.success());
-  auto reqs = r.requests();
-  ASSERT_EQ(reqs.size(), 1u);
-  EXPECT_GE(absl::FromChrono(reqs[0].received_at - sent), absl::Milliseconds(400));
+  auto spec = make_spec(r.url());
+  spec.send_by = RealClock::instance()->monotonic() - absl::Milliseconds(1);
+  auto o = attempt_once(*d, spec);
+  EXPECT_EQ(o.kind, AttemptKind::kNotSent);
+  EXPECT_FALSE(is_retryable(o));
+  EXPECT_FALSE(feeds_breaker(o));
+  // A later deadline sends as usual.
+  spec.send_by = RealClock::instance()->monotonic() + absl::Seconds(60);
+  EXPECT_TRUE(attempt_once(*d, spec).success());
+  EXPECT_EQ(r.request_count(), 1u);
 }
 
-TEST(HttpDispatcher, DoesNotRetryNotFound) {
+TEST(HttpDispatcher, ReportsANonRetryableStatus) {
   TestReceiver r;
   r.set_default({.status = 404});
   auto d = make_dispatcher();
-  Collector c;
-  d->call_with_retries(make_spec(r.url()), fast_policy(5), c.attempt_cb(), c.done_cb());
-  ASSERT_TRUE(c.wait_done());
-  EXPECT_EQ(c.done().attempts_made, 1);
-  EXPECT_EQ(c.done().last.kind, AttemptKind::kHttpStatus);
-  EXPECT_EQ(c.done().last.status_code, 404);
-  EXPECT_EQ(r.request_count(), 1u);  // the call is over: nothing more can come
+  auto o = attempt_once(*d, make_spec(r.url()));
+  EXPECT_EQ(o.kind, AttemptKind::kHttpStatus);
+  EXPECT_EQ(o.status_code, 404);
+  EXPECT_FALSE(is_retryable(o));
 }
 
-TEST(HttpDispatcher, RetriesAfterATimeout) {
+TEST(HttpDispatcher, ReportsATimeout) {
   TestReceiver r;
-  r.script({{.hang = true}, {.status = 200}});
+  r.script({{.hang = true}});
   auto d = make_dispatcher();
   auto spec = make_spec(r.url());
   spec.timeout = absl::Milliseconds(300);
-  Collector c;
-  d->call_with_retries(spec, fast_policy(3), c.attempt_cb(), c.done_cb());
-  ASSERT_TRUE(c.wait_done());
-  auto attempts = c.attempts();
-  ASSERT_EQ(attempts.size(), 2u);
-  EXPECT_EQ(attempts[0].kind, AttemptKind::kTimeout) << attempts[0].error;
-  EXPECT_GE(attempts[0].elapsed, absl::Milliseconds(290));
-  EXPECT_TRUE(attempts[1].success());
-  EXPECT_EQ(r.request_count(), 2u);
+  auto o = attempt_once(*d, spec);
+  EXPECT_EQ(o.kind, AttemptKind::kTimeout) << o.error;
+  EXPECT_GE(o.elapsed, absl::Milliseconds(290));
+  EXPECT_TRUE(is_retryable(o));
 }
 
-TEST(HttpDispatcher, WaitsAtLeastRetryAfterOn429) {
+TEST(HttpDispatcher, ReportsRetryAfterOn429) {
   TestReceiver r;
-  r.script({{.status = 429, .headers = {{"Retry-After", "2"}}}, {.status = 200}});
+  r.script({{.status = 429, .headers = {{"Retry-After", "2"}}}});
   auto d = make_dispatcher();
-  Collector c;
-  d->call_with_retries(make_spec(r.url()), fast_policy(3), c.attempt_cb(), c.done_cb());
-  ASSERT_TRUE(c.wait_done());
-  auto attempts = c.attempts();
-  ASSERT_EQ(attempts.size(), 2u);
-  EXPECT_EQ(attempts[0].status_code, 429);
-  EXPECT_EQ(attempts[0].retry_after, absl::Seconds(2));
-  EXPECT_TRUE(attempts[1].success());
-  auto reqs = r.requests();
-  ASSERT_EQ(reqs.size(), 2u);
-  EXPECT_GE(gap(reqs[0], reqs[1]), absl::Seconds(2));
+  auto o = attempt_once(*d, make_spec(r.url()));
+  EXPECT_EQ(o.status_code, 429);
+  EXPECT_EQ(o.retry_after, absl::Seconds(2));
+  EXPECT_TRUE(is_retryable(o));
 }
 
-TEST(HttpDispatcher, RetriesTransportErrors) {
+TEST(HttpDispatcher, ReportsTransportErrors) {
   // A port nobody listens on: bind, read the port, close.
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
@@ -380,22 +302,17 @@ TEST(HttpDispatcher, RetriesTransportErrors) {
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   ::close(fd);
   auto d = make_dispatcher();
-  Collector c;
-  d->call_with_retries(make_spec(str_cat("http://127.0.0.1:", ntohs(addr.sin_port), "/")),
-                       fast_policy(2), c.attempt_cb(), c.done_cb());
-  ASSERT_TRUE(c.wait_done());
-  EXPECT_EQ(c.done().attempts_made, 2);
-  EXPECT_EQ(c.done().last.kind, AttemptKind::kTransportError);
-  EXPECT_FALSE(c.done().last.error.empty());
+  auto o = attempt_once(*d, make_spec(str_cat("http://127.0.0.1:", ntohs(addr.sin_port), "/")));
+  EXPECT_EQ(o.kind, AttemptKind::kTransportError);
+  EXPECT_FALSE(o.error.empty());
+  EXPECT_TRUE(is_retryable(o));
 }
 
-TEST(HttpDispatcher, InvalidUrlFailsWithoutRetry) {
+TEST(HttpDispatcher, RefusesAnInvalidUrl) {
   auto d = make_dispatcher();
-  Collector c;
-  d->call_with_retries(make_spec("ftp://127.0.0.1/x"), fast_policy(3), c.attempt_cb(), c.done_cb());
-  ASSERT_TRUE(c.wait_done());
-  EXPECT_EQ(c.done().attempts_made, 1);
-  EXPECT_EQ(c.done().last.kind, AttemptKind::kInvalidRequest);
+  auto o = attempt_once(*d, make_spec("ftp://127.0.0.1/x"));
+  EXPECT_EQ(o.kind, AttemptKind::kInvalidRequest);
+  EXPECT_FALSE(is_retryable(o));
 }
 
 TEST(HttpDispatcher, CapsResponseCaptureAt64KiB) {
@@ -451,25 +368,6 @@ TEST(HttpDispatcher, BreakerOpensAfterFiveFailuresThenHalfOpensAndCloses) {
   EXPECT_EQ(snap[0].state, BreakerState::kClosed);
 }
 
-TEST(HttpDispatcher, BreakerRefusalsAreFailedAttemptsRetriedPerPolicy) {
-  TestReceiver r;
-  r.set_default({.status = 500});
-  HttpDispatcherOptions opts;
-  opts.breaker.failure_threshold = 1;
-  opts.breaker.open_duration = absl::Hours(1);
-  auto d = make_dispatcher(opts);
-  Collector c;
-  d->call_with_retries(make_spec(r.url()), fast_policy(3), c.attempt_cb(), c.done_cb());
-  ASSERT_TRUE(c.wait_done());
-  auto attempts = c.attempts();
-  ASSERT_EQ(attempts.size(), 3u);
-  EXPECT_EQ(attempts[0].status_code, 500);
-  EXPECT_EQ(attempts[1].kind, AttemptKind::kBreakerOpen);
-  EXPECT_EQ(attempts[2].kind, AttemptKind::kBreakerOpen);
-  EXPECT_EQ(attempts[2].attempt, 3);
-  EXPECT_EQ(r.request_count(), 1u);
-}
-
 TEST(HttpDispatcher, RefusesWithOverloadWhenTheQueueIsFull) {
   TestReceiver r;
   r.set_default({.hang = true});
@@ -511,8 +409,6 @@ TEST(HttpDispatcher, RefusesWithOverloadWhenTheQueueIsFull) {
 TEST(HttpDispatcher, StopIsPromptAndCallsEveryCallbackExactlyOnce) {
   TestReceiver hanging;
   hanging.set_default({.hang = true});
-  TestReceiver failing;
-  failing.set_default({.status = 503});
   auto d = make_dispatcher();
 
   constexpr int kInFlight = 5;
@@ -527,14 +423,7 @@ TEST(HttpDispatcher, StopIsPromptAndCallsEveryCallbackExactlyOnce) {
       EXPECT_EQ(o.kind, AttemptKind::kShutdown);
     });
   }
-  // A retrying call parked on its retry timer.
-  Collector waiting;
-  auto policy = fast_policy(5);
-  policy.initial_interval = absl::Seconds(60);
-  d->call_with_retries(make_spec(failing.url()), policy, waiting.attempt_cb(), waiting.done_cb());
   ASSERT_TRUE(hanging.wait_for_requests(kInFlight, kWait));
-  ASSERT_TRUE(waiting.wait_attempts(1));
-  ASSERT_TRUE(eventually([&] { return d->stats().waiting_retries == 1; }));
 
   const auto before = Steady::now();
   d->stop();
@@ -543,9 +432,6 @@ TEST(HttpDispatcher, StopIsPromptAndCallsEveryCallbackExactlyOnce) {
     std::lock_guard lock(mu);
     for (int i = 0; i < kInFlight; ++i) EXPECT_EQ(calls[i], 1) << i;
   }
-  EXPECT_EQ(waiting.done_calls(), 1);
-  EXPECT_EQ(waiting.done().last.kind, AttemptKind::kShutdown);
-  EXPECT_EQ(waiting.done().last.attempt, 2);
 
   // After stop, work is refused at once, still exactly one callback.
   auto late = attempt_once(*d, make_spec(hanging.url()));

@@ -103,6 +103,10 @@ TEST(BatchCodec, RoundTripsFinishExecutionsWithBinaryResponse) {
 
 TEST(BatchCodec, RoundTripsRedispatchExecutions) {
   expect_round_trip(CommandBatch{{sample_redispatch()}});
+  RedispatchExecutions retry = sample_redispatch();
+  retry.retry = true;
+  retry.next_attempt_at = {absl::FromUnixSeconds(1'700'000'003), absl::InfinitePast()};
+  expect_round_trip(CommandBatch{{retry}});
 }
 
 TEST(BatchCodec, RoundTripsPruneExecutions) { expect_round_trip(CommandBatch{{sample_prune()}}); }

@@ -79,7 +79,8 @@ TEST(ExecutionApiJson, HasTheSpecFieldsInSnakeCase) {
   EXPECT_EQ(j["error"], "HTTP 503");
   EXPECT_EQ(j["node_id"], "node-2");
   EXPECT_EQ(j["replay_of"], "018e2b3c-0000-7000-8000-000000000001");
-  EXPECT_EQ(j.size(), 17u);
+  EXPECT_TRUE(j["next_attempt_at"].is_null());  // not waiting for a retry
+  EXPECT_EQ(j.size(), 18u);
 }
 
 TEST(ExecutionApiJson, UnsetTimesDurationCodeAndReplayAreNull) {
@@ -127,6 +128,16 @@ TEST(ExecutionInternalJson, RoundTripIsExact) {
   auto back = execution_from_internal_json(execution_to_internal_json(e));
   ASSERT_TRUE(back.ok()) << back.error().message;
   EXPECT_EQ(*back, e);
+}
+
+TEST(ExecutionInternalJson, RoundTripsARetrysDueTime) {
+  Execution e = full_execution();
+  e.status = ExecutionStatus::kRunning;
+  e.next_attempt_at = absl::FromUnixSeconds(1'710'000'000);
+  auto back = execution_from_internal_json(execution_to_internal_json(e));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(*back, e);
+  EXPECT_EQ(execution_to_api_json(e)["next_attempt_at"], "2024-03-09T16:00:00Z");
 }
 
 TEST(ExecutionInternalJson, RoundTripKeepsUnsetTimes) {

@@ -36,7 +36,7 @@ TEST(JobFromRequest, AppliesDefaultsToMissingFields) {
   EXPECT_EQ(job.retry_policy, RetryPolicy{});
   EXPECT_EQ(job.retry_policy.max_attempts, 3);
   EXPECT_EQ(job.timeout, absl::Minutes(5));
-  EXPECT_EQ(job.concurrency, Concurrency::kForbid);
+  EXPECT_EQ(job.concurrency, Concurrency::kBufferOne);
   EXPECT_EQ(job.missed_run_policy, MissedRunPolicy::kExecuteOne);
   EXPECT_EQ(job.catchup_window, absl::Hours(24));
   EXPECT_EQ(job.jitter, absl::ZeroDuration());
@@ -150,7 +150,7 @@ TEST(JobApiJson, RoundTripsThroughTheRequestParser) {
   json api = job_to_api_json(job);
   EXPECT_EQ(api["timeout"], "1m30s");
   EXPECT_EQ(api["retry_policy"]["initial_interval"], "1.5s");
-  EXPECT_EQ(api["concurrency"], "forbid");
+  EXPECT_EQ(api["concurrency"], "buffer_one");
   EXPECT_EQ(api["webhook"]["success_codes"], json::array({"200-299"}));
   for (const char* f : {"id", "created_at", "updated_at", "version"}) api.erase(f);
   EXPECT_EQ(parse_ok(api), job);
@@ -299,13 +299,15 @@ TEST(EnumNames, MatchTheWireForm) {
   EXPECT_EQ(to_string(Concurrency::kAllow), "allow");
   EXPECT_EQ(to_string(Concurrency::kForbid), "forbid");
   EXPECT_EQ(to_string(Concurrency::kReplace), "replace");
+  EXPECT_EQ(to_string(Concurrency::kBufferOne), "buffer_one");
   EXPECT_EQ(to_string(MissedRunPolicy::kIgnore), "ignore");
   EXPECT_EQ(to_string(MissedRunPolicy::kExecuteOne), "execute_one");
   EXPECT_EQ(to_string(MissedRunPolicy::kExecuteAll), "execute_all");
 }
 
 TEST(EnumNames, ParsersInvertToString) {
-  for (Concurrency c : {Concurrency::kAllow, Concurrency::kForbid, Concurrency::kReplace}) {
+  for (Concurrency c : {Concurrency::kAllow, Concurrency::kForbid, Concurrency::kBufferOne,
+                        Concurrency::kReplace}) {
     EXPECT_EQ(parse_concurrency(to_string(c)), c);
   }
   for (MissedRunPolicy p :
@@ -329,7 +331,7 @@ TEST(EnumNames, RequestParserNamesTheFieldOfABadEnum) {
   auto r = job_from_request(body, {});
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().field, "concurrency");
-  EXPECT_EQ(r.error().message, "must be one of allow, forbid, replace");
+  EXPECT_EQ(r.error().message, "must be one of allow, forbid, buffer_one, replace");
   body = minimal_body();
   body["missed_run_policy"] = "execute-one";
   r = job_from_request(body, {});

@@ -28,7 +28,7 @@ TEST(MergePatch, NullResetsToDefault) {
   Job job = patched(current, R"({"timeout": null, "concurrency": null, "tags": null,
                                  "retry_policy": {"max_attempts": null}})");
   EXPECT_EQ(job.timeout, absl::Minutes(5));
-  EXPECT_EQ(job.concurrency, Concurrency::kForbid);
+  EXPECT_EQ(job.concurrency, Concurrency::kBufferOne);
   EXPECT_TRUE(job.tags.empty());
   EXPECT_EQ(job.retry_policy.max_attempts, 3);
   EXPECT_EQ(job.retry_policy.multiplier, current.retry_policy.multiplier);

@@ -139,7 +139,8 @@ const BadBody kBadBodies[] = {
     {"CatchupTooLong", R"({"catchup_window": "366d"})", "catchup_window", "between 0s and 365d"},
     {"JitterTooLong", R"({"jitter": "2h"})", "jitter", "between 0s and 1h"},
     // Enums.
-    {"ConcurrencyUnknown", R"({"concurrency": "queue"})", "concurrency", "allow, forbid, replace"},
+    {"ConcurrencyUnknown", R"({"concurrency": "queue"})", "concurrency",
+     "allow, forbid, buffer_one, replace"},
     {"MissedRunPolicyUnknown", R"({"missed_run_policy": "all"})", "missed_run_policy",
      "ignore, execute_one, execute_all"},
     // Tags.

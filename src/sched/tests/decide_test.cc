@@ -40,7 +40,6 @@ TEST(Decide, RunsOnTimeAtTheExactScheduledTime) {
   EXPECT_EQ(p.runs[0].scheduled_time, kT0 + absl::Minutes(1));
   EXPECT_EQ(p.runs[0].fire_time, kT0 + absl::Minutes(1));
   EXPECT_EQ(p.runs[0].trigger, Trigger::kSchedule);
-  EXPECT_EQ(p.runs[0].status, ExecutionStatus::kRunning);
   EXPECT_EQ(p.last_scheduled, kT0 + absl::Minutes(1));
   EXPECT_EQ(p.missed, 0u);
 }
@@ -286,34 +285,29 @@ TEST(Decide, RunsPlusMissedAccountForEveryDueTime) {
 
 // ---------------------------------------------------------------- concurrency
 
-TEST(Decide, ForbidRecordsSkippedWhileOneIsRunning) {
-  model::Job job = make_job("* * * * *", kT0);
-  job.concurrency = Concurrency::kForbid;
-  store::ScheduleState state;
-  state.running = {"exec-1"};
-  Plan p = plan_job(job, parse(job), state, kT0 + absl::Minutes(1));
-  ASSERT_EQ(p.runs.size(), 1u);
-  EXPECT_EQ(p.runs[0].status, ExecutionStatus::kSkipped);
-  EXPECT_TRUE(p.cancel.empty());
-  EXPECT_EQ(p.last_scheduled, kT0 + absl::Minutes(1));
+TEST(Decide, TheOverlapRuleIsLeftToApplyForForbidAndBufferOne) {
+  // Run, wait or skip is decided against the state when the start is
+  // applied (model/concurrency.h): the plan proposes the run and cancels
+  // nothing.
+  for (Concurrency c : {Concurrency::kForbid, Concurrency::kBufferOne}) {
+    model::Job job = make_job("* * * * *", kT0);
+    job.concurrency = c;
+    store::ScheduleState state;
+    state.running = {"exec-1"};
+    Plan p = plan_job(job, parse(job), state, kT0 + absl::Minutes(1));
+    ASSERT_EQ(p.runs.size(), 1u);
+    EXPECT_TRUE(p.cancel.empty());
+    EXPECT_EQ(p.last_scheduled, kT0 + absl::Minutes(1));
+  }
 }
 
-TEST(Decide, ForbidRunsWhenNothingIsRunning) {
-  model::Job job = make_job("* * * * *", kT0);
-  job.concurrency = Concurrency::kForbid;
-  Plan p = plan_job(job, parse(job), {}, kT0 + absl::Minutes(1));
-  ASSERT_EQ(p.runs.size(), 1u);
-  EXPECT_EQ(p.runs[0].status, ExecutionStatus::kRunning);
-}
-
-TEST(Decide, ForbidSkipsCatchupsWhileOneIsRunning) {
+TEST(Decide, CatchupsAreAllProposedWhileOneIsRunning) {
   DownTenMinutes d;
   d.job.concurrency = Concurrency::kForbid;
   d.job.missed_run_policy = MissedRunPolicy::kExecuteAll;
   d.state.running = {"exec-1"};
   Plan p = plan_job(d.job, parse(d.job), d.state, d.now);
-  ASSERT_EQ(p.runs.size(), 10u);
-  for (const PlannedRun& r : p.runs) EXPECT_EQ(r.status, ExecutionStatus::kSkipped);
+  EXPECT_EQ(p.runs.size(), 10u);
   EXPECT_EQ(p.missed, 0u);
 }
 
@@ -324,7 +318,6 @@ TEST(Decide, ReplaceRunsAndCancelsTheRunningOnes) {
   state.running = {"exec-1", "exec-2"};
   Plan p = plan_job(job, parse(job), state, kT0 + absl::Minutes(1));
   ASSERT_EQ(p.runs.size(), 1u);
-  EXPECT_EQ(p.runs[0].status, ExecutionStatus::kRunning);
   EXPECT_EQ(p.cancel, (std::vector<std::string>{"exec-1", "exec-2"}));
 }
 
@@ -344,7 +337,6 @@ TEST(Decide, AllowRunsAlongsideARunningOne) {
   state.running = {"exec-1"};
   Plan p = plan_job(job, parse(job), state, kT0 + absl::Minutes(1));
   ASSERT_EQ(p.runs.size(), 1u);
-  EXPECT_EQ(p.runs[0].status, ExecutionStatus::kRunning);
   EXPECT_TRUE(p.cancel.empty());
 }
 
@@ -360,22 +352,14 @@ TEST(Decide, IgnoredMissedTimesAreNotRecordedSkipped) {
 
 // ---------------------------------------------------------------- manual
 
-TEST(DecideManual, RunsWhenNothingIsRunning) {
-  model::Job job = make_job("* * * * *", kT0);
-  job.concurrency = Concurrency::kForbid;
-  ManualDecision d = decide_manual(job, {}, false);
-  EXPECT_TRUE(d.runs());
-  EXPECT_TRUE(d.cancel.empty());
-}
-
-TEST(DecideManual, ForbidSkipsWhileOneIsRunning) {
-  model::Job job = make_job("* * * * *", kT0);
-  job.concurrency = Concurrency::kForbid;
+TEST(DecideManual, CancelsNothingUnlessReplace) {
   store::ScheduleState state;
   state.running = {"exec-1"};
-  ManualDecision d = decide_manual(job, state, false);
-  EXPECT_EQ(d.status, ExecutionStatus::kSkipped);
-  EXPECT_FALSE(d.runs());
+  for (Concurrency c : {Concurrency::kAllow, Concurrency::kForbid, Concurrency::kBufferOne}) {
+    model::Job job = make_job("* * * * *", kT0);
+    job.concurrency = c;
+    EXPECT_EQ(decide_manual(job, state, false), ManualDecision{}) << model::to_string(c);
+  }
 }
 
 TEST(DecideManual, ReplaceCancelsTheRunningOnes) {
@@ -384,34 +368,15 @@ TEST(DecideManual, ReplaceCancelsTheRunningOnes) {
   store::ScheduleState state;
   state.running = {"exec-1"};
   ManualDecision d = decide_manual(job, state, false);
-  EXPECT_TRUE(d.runs());
   EXPECT_EQ(d.cancel, std::vector<std::string>{"exec-1"});
 }
 
-TEST(DecideManual, AllowRunsAlongside) {
+TEST(DecideManual, ForceCancelsNothing) {
   model::Job job = make_job("* * * * *", kT0);
-  job.concurrency = Concurrency::kAllow;
+  job.concurrency = Concurrency::kReplace;
   store::ScheduleState state;
   state.running = {"exec-1"};
-  EXPECT_EQ(decide_manual(job, state, false), ManualDecision{});
-}
-
-TEST(DecideManual, ForceIgnoresThePolicy) {
-  model::Job job = make_job("* * * * *", kT0);
-  store::ScheduleState state;
-  state.running = {"exec-1"};
-  for (auto c : {Concurrency::kForbid, Concurrency::kReplace}) {
-    job.concurrency = c;
-    ManualDecision d = decide_manual(job, state, true);
-    EXPECT_TRUE(d.runs());
-    EXPECT_TRUE(d.cancel.empty());
-  }
-}
-
-TEST(DecideManual, RunsOnADisabledJob) {
-  model::Job job = make_job("* * * * *", kT0);
-  job.enabled = false;
-  EXPECT_TRUE(decide_manual(job, {}, false).runs());
+  EXPECT_TRUE(decide_manual(job, state, true).cancel.empty());
 }
 
 // ---------------------------------------------------------------- @at
@@ -577,9 +542,9 @@ TEST(ToCommand, BuildsExecutionsAndTheScheduleAdvance) {
   EXPECT_EQ(e.job_version, 7);
   EXPECT_EQ(e.scheduled_time, kT0 + absl::Minutes(9));
   EXPECT_EQ(e.trigger, Trigger::kCatchup);
-  EXPECT_EQ(e.status, ExecutionStatus::kSkipped);
+  EXPECT_EQ(e.status, ExecutionStatus::kRunning);
   EXPECT_EQ(e.started_at, d.now);
-  EXPECT_EQ(e.completed_at, d.now);
+  EXPECT_EQ(e.completed_at, absl::InfinitePast());
   EXPECT_EQ(e.node_id, "node-a");
   EXPECT_EQ(e.attempts, 0);
   ASSERT_EQ(cmd.schedule.size(), 1u);
@@ -611,7 +576,7 @@ TEST(ToCommand, IgnoredMissesStillAdvanceTheSchedule) {
 TEST(ToCommand, ManualExecutionIsScheduledWhenTriggered) {
   model::Job job = make_job("* * * * *", kT0);
   StartContext ctx{[] { return std::string("m-1"); }, kT0 + absl::Seconds(7), "n"};
-  model::Execution e = manual_execution(decide_manual(job, {}, false), job, ctx);
+  model::Execution e = manual_execution(job, ctx);
   EXPECT_EQ(e.id, "m-1");
   EXPECT_EQ(e.trigger, Trigger::kManual);
   EXPECT_EQ(e.status, ExecutionStatus::kRunning);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "model/command.h"
+#include "model/concurrency.h"
 #include "model/execution.h"
 #include "store/keys.h"
 #include "store/store.h"
@@ -732,7 +733,9 @@ TEST(StoreKeys, ExecutionKeysOfAJobShareItsPrefixOnly) {
 }
 
 TEST_F(ExecutionStoreTest, ForbidSkipsASecondStartAtApplyTime) {
-  create(make_job("job-f", "f"));  // concurrency: forbid (the default)
+  model::Job forbid = make_job("job-f", "f");
+  forbid.concurrency = model::Concurrency::kForbid;
+  create(forbid);
   auto items = start({make_exec("job-f", 1), make_exec("job-f", 2)});
   ASSERT_EQ(items.size(), 2u);
   EXPECT_TRUE(items[0].ok());
@@ -745,7 +748,9 @@ TEST_F(ExecutionStoreTest, ForbidSkipsASecondStartAtApplyTime) {
 }
 
 TEST_F(ExecutionStoreTest, ForcedStartRunsDespiteForbid) {
-  create(make_job("job-f", "f"));
+  model::Job forbid = make_job("job-f", "f");
+  forbid.concurrency = model::Concurrency::kForbid;
+  create(forbid);
   start_ok({make_exec("job-f", 1)});
   StartExecutions forced{{make_exec("job-f", 2)}, {}};
   forced.force = true;
@@ -753,6 +758,145 @@ TEST_F(ExecutionStoreTest, ForcedStartRunsDespiteForbid) {
   ASSERT_EQ(items.size(), 1u);
   EXPECT_TRUE(items[0].ok());
   EXPECT_EQ(running_of("job-f").size(), 2u);
+}
+
+// ---- the overlap rule's waiting line (model/concurrency.h) ----
+
+class WaitingLineTest : public ExecutionStoreTest {
+ protected:
+  void SetUp() override {
+    ExecutionStoreTest::SetUp();
+    model::Job b1 = make_job("job-q", "q");
+    b1.concurrency = model::Concurrency::kBufferOne;
+    create(b1);
+    model::Job f = make_job("job-f", "f");
+    f.concurrency = model::Concurrency::kForbid;
+    create(f);
+  }
+
+  ItemResults start_items(std::vector<Execution> executions) {
+    auto r = apply_one(StartExecutions{std::move(executions), {}});
+    CHRONOS_CHECK(r.ok()) << r.error().message;
+    return std::get<ItemResults>(*r);
+  }
+
+  ItemResults finish_items(std::vector<ExecutionResult> results) {
+    auto r = apply_one(FinishExecutions{std::move(results)});
+    CHRONOS_CHECK(r.ok()) << r.error().message;
+    return std::get<ItemResults>(*r);
+  }
+
+  ScheduleState state_of(const std::string& job_id) { return *store_->get_schedule_state(job_id); }
+
+  // Run n of `job_id`, started `late` after its scheduled time.
+  static Execution late_exec(const std::string& job_id, int n, absl::Duration late) {
+    Execution e = make_exec(job_id, n);
+    e.started_at = e.scheduled_time + late;
+    return e;
+  }
+};
+
+TEST_F(WaitingLineTest, BufferOneLetsTheNextRunWaitAndStartsItWhenTheActiveOneEnds) {
+  ItemResults first = start_items({make_exec("job-q", 1)});
+  EXPECT_EQ(ids_of(first.started), std::vector<std::string>{exec_id(1)});
+  ItemResults second = start_items({make_exec("job-q", 2)});
+  ASSERT_TRUE(second.items[0].ok());
+  EXPECT_TRUE(second.started.empty());
+  EXPECT_EQ(get("job-q", 2).status, ExecutionStatus::kPending);
+  EXPECT_EQ(state_of("job-q").waiting, std::vector<std::string>{exec_id(2)});
+  // Waiting is not in flight: a new leader does not dispatch it.
+  EXPECT_EQ(in_flight(), std::vector<std::string>{exec_id(1)});
+
+  ExecutionResult done = success_of(get("job-q", 1));
+  ItemResults finished = finish_items({done});
+  ASSERT_EQ(finished.started.size(), 1u);
+  EXPECT_EQ(finished.started[0].id, exec_id(2));
+  EXPECT_EQ(finished.started[0].status, ExecutionStatus::kRunning);
+  EXPECT_EQ(finished.started[0].started_at, done.completed_at);
+  EXPECT_EQ(get("job-q", 2).status, ExecutionStatus::kRunning);
+  EXPECT_EQ(running_of("job-q"), std::vector<std::string>{exec_id(2)});
+  EXPECT_TRUE(state_of("job-q").waiting.empty());
+  EXPECT_EQ(in_flight(), std::vector<std::string>{exec_id(2)});
+}
+
+TEST_F(WaitingLineTest, BufferOneSkipsARunWhenOneAlreadyWaits) {
+  start_ok({make_exec("job-q", 1), make_exec("job-q", 2)});
+  auto items = start({make_exec("job-q", 3)});
+  ASSERT_FALSE(items[0].ok());
+  EXPECT_EQ(items[0].error().code, ErrorCode::kConflict);
+  EXPECT_EQ(get("job-q", 3).status, ExecutionStatus::kSkipped);
+  EXPECT_EQ(state_of("job-q").waiting, std::vector<std::string>{exec_id(2)});
+}
+
+TEST_F(WaitingLineTest, ARedispatchedRunMakesTheNextOneWaitInsteadOfBeingSkipped) {
+  start_ok({make_exec("job-f", 1)});
+  auto items = items_of(apply_one(RedispatchExecutions{{"job-f"}, {exec_id(1)}, {1}, "n2"}));
+  ASSERT_TRUE(items[0].ok());
+  EXPECT_EQ(state_of("job-f").delayed, std::vector<std::string>{exec_id(1)});
+  // Under forbid, with the active run delayed by a failover, the next ones
+  // wait (bounded) and then run one after another.
+  start_ok({make_exec("job-f", 2), make_exec("job-f", 3)});
+  EXPECT_EQ(state_of("job-f").waiting, (std::vector<std::string>{exec_id(2), exec_id(3)}));
+  ItemResults a = finish_items({success_of(get("job-f", 1))});
+  EXPECT_EQ(ids_of(a.started), std::vector<std::string>{exec_id(2)});
+  ItemResults b = finish_items({success_of(get("job-f", 2))});
+  EXPECT_EQ(ids_of(b.started), std::vector<std::string>{exec_id(3)});
+  ItemResults c = finish_items({success_of(get("job-f", 3))});
+  EXPECT_TRUE(c.started.empty());
+  EXPECT_EQ(state_of("job-f"), (ScheduleState{absl::InfinitePast(), {}, {}, {}}));
+}
+
+TEST_F(WaitingLineTest, ARetryDoesNotMarkTheRunDelayed) {
+  start_ok({make_exec("job-f", 1)});
+  RedispatchExecutions retry{{"job-f"}, {exec_id(1)}, {1}, "n1"};
+  retry.retry = true;
+  ASSERT_TRUE(items_of(apply_one(retry))[0].ok());
+  EXPECT_TRUE(state_of("job-f").delayed.empty());
+  auto items = start({make_exec("job-f", 2)});
+  EXPECT_EQ(items[0].error().code, ErrorCode::kConflict);
+}
+
+TEST_F(WaitingLineTest, ALateStartWaitsBehindAnOnTimeRunUnderForbid) {
+  start_ok({make_exec("job-f", 1)});
+  ItemResults late = start_items({late_exec("job-f", 2, absl::Seconds(2))});
+  ASSERT_TRUE(late.items[0].ok());
+  EXPECT_EQ(get("job-f", 2).status, ExecutionStatus::kPending);
+  EXPECT_EQ(state_of("job-f").delayed, std::vector<std::string>{exec_id(2)});
+}
+
+TEST_F(WaitingLineTest, TheWaitingLineIsBounded) {
+  start_ok({late_exec("job-f", 1, absl::Seconds(5))});
+  std::vector<Execution> more;
+  for (int n = 2; n <= static_cast<int>(model::kMaxWaitingRuns) + 2; ++n) {
+    more.push_back(make_exec("job-f", n));
+  }
+  auto items = start(std::move(more));
+  size_t skipped = 0;
+  for (const Status& s : items) skipped += !s.ok();
+  EXPECT_EQ(skipped, 1u);
+  EXPECT_EQ(state_of("job-f").waiting.size(), model::kMaxWaitingRuns);
+}
+
+TEST_F(WaitingLineTest, CancellingAWaitingRunTakesItOutOfTheLine) {
+  start_ok({make_exec("job-q", 1), make_exec("job-q", 2)});
+  ExecutionResult cancel{"job-q", exec_id(2), ExecutionStatus::kCancelled, 0, 0, "",
+                         "",      "n1",       kT0 + absl::Seconds(9)};
+  ItemResults r = finish_items({cancel});
+  ASSERT_TRUE(r.items[0].ok());
+  EXPECT_TRUE(r.started.empty());
+  EXPECT_TRUE(state_of("job-q").waiting.empty());
+  EXPECT_EQ(running_of("job-q"), std::vector<std::string>{exec_id(1)});
+  // A waiting run cannot be re-dispatched: it was never started.
+  start_ok({make_exec("job-q", 3)});
+  auto items = items_of(apply_one(RedispatchExecutions{{"job-q"}, {exec_id(3)}, {1}, "n2"}));
+  EXPECT_EQ(items[0].error().code, ErrorCode::kConflict);
+}
+
+TEST_F(WaitingLineTest, DeletingTheJobDropsItsWaitingLine) {
+  start_ok({make_exec("job-q", 1), make_exec("job-q", 2)});
+  ASSERT_TRUE(apply_one(DeleteJob{"job-q", 0}).ok());
+  EXPECT_EQ(state_of("job-q"), ScheduleState{});
+  EXPECT_FALSE(store_->get_execution("job-q", exec_id(2)).ok());
 }
 
 }  // namespace

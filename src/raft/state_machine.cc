@@ -1,0 +1,39 @@
+#include "raft/state_machine.h"
+
+#include "base/check.h"
+#include "raft/entry_framing.h"
+
+namespace chronos::raft {
+
+StateMachine::StateMachine(store::Store* store, AppliedHook on_applied)
+    : store_(store), on_applied_(std::move(on_applied)) {}
+
+std::unique_ptr<store::ApplyOutcome> StateMachine::apply(uint64_t index, std::string_view entry,
+                                                         bool keep_outcome) {
+  auto batch = model::decode_batch(unframe_entry(entry));
+  CHRONOS_CHECK(batch.ok()) << "undecodable log entry " << index << ": " << batch.error().message;
+  auto outcome = store_->apply(index, *batch);
+  CHRONOS_CHECK(outcome.ok()) << "store apply of entry " << index
+                              << " failed: " << outcome.error().message;
+  if (on_applied_ && !outcome->skipped) on_applied_(*batch, *outcome);
+  if (!keep_outcome) return nullptr;
+  return std::make_unique<store::ApplyOutcome>(std::move(outcome).value());
+}
+
+StateMachine::RestoreResult StateMachine::restore(std::string_view image, std::string* error) {
+  auto image_index = store::Store::snapshot_applied_index(image);
+  if (!image_index.ok()) {
+    *error = image_index.error().message;
+    return RestoreResult::kCorrupt;
+  }
+  const uint64_t applied = store_->applied_index();
+  if (applied > 0 && applied >= *image_index) return RestoreResult::kAlreadyHeld;
+  auto st = store_->restore_snapshot(image);
+  if (!st.ok()) {
+    *error = st.error().message;
+    return RestoreResult::kFailed;
+  }
+  return RestoreResult::kRestored;
+}
+
+}  // namespace chronos::raft
