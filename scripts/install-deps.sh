@@ -21,6 +21,8 @@ PACKAGES=(
   libspdlog-dev libfmt-dev
   # tests
   libgtest-dev libgmock-dev libbenchmark-dev curl python3 procps
+  # cluster partition tests: network namespaces (ip netns) and packet drops
+  iproute2 nftables
 )
 
 # `make bench` only: the etcd baseline and the HTTP load generator.

@@ -1,5 +1,7 @@
 """Harness for Chronos multi-process cluster tests: N `chronos serve`
-processes on 127.0.0.1 forming one Raft cluster (docs/cluster.md).
+processes on 127.0.0.1 forming one Raft cluster (docs/cluster.md), or each
+in its own network namespace of a netns.Network, so tests can cut the
+traffic between them (test_partitions).
 
 Python 3 standard library only. Builds on tests/integration
 (chronos_harness.Node, exec_common, receiver): every process is a `Node`, so
@@ -10,6 +12,9 @@ chronos_harness's atexit hook.
     leader = c.leader()             # polls /cluster/status until all agree
     c.kill9(leader); c.restart(leader); c.wait_caught_up(leader)
     n4 = c.add_node_via_join(c.url(c.followers()[0]))
+
+    net = Network(3); c = Cluster(3, network=net, defaults=BINARY_DEFAULTS)
+    net.isolate(c.leader())         # nodes have .host = their address
 
 Timeouts are small (heartbeat 50 ms, election 500 ms) so failovers are
 fast; everything waits on events with generous deadlines, never on fixed
@@ -33,7 +38,9 @@ sys.path.insert(0, os.path.join(_HERE, "..", "integration"))
 
 import chronos_harness as h  # noqa: E402
 import exec_common as ec  # noqa: E402
+import netns  # noqa: E402
 from chronos_harness import assert_ok  # noqa: E402,F401 (re-exported)
+from netns import Network  # noqa: E402,F401 (re-exported)
 from receiver import Receiver, new_receiver  # noqa: E402,F401 (re-exported)
 
 HOST = h.HOST
@@ -53,9 +60,22 @@ DEFAULT_CONFIG = {
 # Chronos's production Raft timeouts (docs/cluster.md), for measurements
 # that should see what a deployment sees (bench/).
 PRODUCTION_CONFIG = {
-    "cluster.raft.heartbeat_timeout": "100ms",
-    "cluster.raft.election_timeout": "1s",
+    "cluster.raft.heartbeat_timeout": "50ms",
+    "cluster.raft.election_timeout": "400ms",
 }
+
+# `defaults` of a Cluster that runs the binary's own configuration: no
+# config file at all, whatever the binary's defaults are at the time.
+BINARY_DEFAULTS = {}
+
+# Ports of nodes in a netns.Network: node i (from 0) serves HTTP on
+# 127.0.0.1:NETNS_HTTP_PORT + i + 1 in its namespace (without authentication
+# chronos refuses any address off loopback: config.cc, SPEC §6), which the
+# network maps to the node (netns.Network.map_loopback_ports): the test
+# reaches it at <node address>:<port>, the other nodes at the address the
+# node advertises, 127.0.0.1:<port>. Raft listens on <node address>:7000.
+NETNS_HTTP_PORT = 8080
+NETNS_RAFT_PORT = 7000
 
 # An every-second job that runs each scheduled second even across a
 # failover: `execute_all` catches up the seconds no leader was there to
@@ -140,31 +160,59 @@ class Cluster:
     """N nodes n1..nN on 127.0.0.1, started with the same --raft-peers.
 
     `config` adds YAML keys (dotted, e.g. "cluster.raft.snapshot_threshold")
-    to DEFAULT_CONFIG. All ports are picked before any node starts. Nodes
-    that joined later or were removed stay in `all_nodes` (and are cleaned
-    up); `members` are those not removed. Not thread-safe.
+    to `defaults` (DEFAULT_CONFIG unless given; BINARY_DEFAULTS for the
+    binary's own configuration: with nothing to set, no --config is
+    passed). All ports are picked before any node starts. Nodes that joined
+    later or were removed stay in `all_nodes` (and are cleaned up);
+    `members` are those not removed. Not thread-safe.
+
+    With a `network` (netns.Network), node i runs in the network's
+    namespace i (`ip netns exec`) with the address network.node_ip(i) as
+    its `host` (Raft address, and where the harness reaches its API; see
+    NETNS_HTTP_PORT); the network needs a namespace for every node,
+    including those that join later.
     """
 
-    def __init__(self, size, config=None, prefix="n"):
+    def __init__(self, size, config=None, prefix="n", network=None,
+                 defaults=None):
         self.prefix = prefix
-        self.config = dict(DEFAULT_CONFIG)
+        self.network = network
+        self.config = dict(DEFAULT_CONFIG if defaults is None else defaults)
         self.config.update(config or {})
-        self.config_path = ec.write_config(yaml_text(self.config))
-        ports = [(pick_port(), pick_port()) for _ in range(size)]
-        self.peers = ",".join("%s%d@%s:%d" % (prefix, i + 1, HOST, raft)
-                              for i, (_, raft) in enumerate(ports))
+        self.config_path = (ec.write_config(yaml_text(self.config))
+                            if self.config else None)
         self.all_nodes = []
         self.removed = set()  # node ids
-        for i, (http_port, raft_port) in enumerate(ports):
+        places = [self._place(i) for i in range(size)]
+        self.peers = ",".join("%s%d@%s:%d" % (prefix, i + 1, pl["host"],
+                                              pl["raft_port"])
+                              for i, pl in enumerate(places))
+        for i, place in enumerate(places):
             self._add_node("%s%d" % (prefix, i + 1),
-                           ["--raft-peers", self.peers], http_port, raft_port)
+                           ["--raft-peers", self.peers], place)
 
-    def _add_node(self, node_id, args, http_port=None, raft_port=None):
-        node = h.Node(node_id=node_id,
-                      extra_args=["--config", self.config_path] + args,
-                      http_port=http_port or pick_port(),
-                      raft_port=raft_port or pick_port())
+    def _place(self, i):
+        """h.Node's address and port arguments of the i-th node."""
+        if self.network is None:
+            return {"host": HOST, "http_port": pick_port(),
+                    "raft_port": pick_port()}
+        if i >= self.network.size:
+            raise AssertionError("network %r has no namespace for node %d" %
+                                 (self.network, i + 1))
+        return {"host": self.network.node_ip(i),
+                "http_host": netns.LOOPBACK,
+                "http_port": NETNS_HTTP_PORT + i + 1,
+                "raft_port": NETNS_RAFT_PORT,
+                "cmd_prefix": self.network.exec_prefix(i)}
+
+    def _add_node(self, node_id, args, place=None):
+        place = place or self._place(len(self.all_nodes))
+        config = ["--config", self.config_path] if self.config_path else []
+        node = h.Node(node_id=node_id, extra_args=config + args, **place)
         self.all_nodes.append(node)
+        if self.network is not None:
+            self.network.map_loopback_ports(
+                [n.http_port for n in self.all_nodes])
         return node
 
     # --- lifecycle -------------------------------------------------------
@@ -181,7 +229,8 @@ class Cluster:
     def cleanup(self):
         for n in self.all_nodes:
             n.cleanup()
-        h.remove_temp_dir(os.path.dirname(self.config_path))
+        if self.config_path:
+            h.remove_temp_dir(os.path.dirname(self.config_path))
 
     def kill_all_now(self):
         """SIGKILL without waiting (for the time-budget signal handler)."""
@@ -194,6 +243,17 @@ class Cluster:
 
     def kill9(self, node):
         node.kill9()
+
+    @staticmethod
+    def freeze(node):
+        """SIGSTOP by PID (the process keeps its sockets; the kernel still
+        completes TCP handshakes on its listening ports)."""
+        os.kill(node.proc.pid, signal.SIGSTOP)
+
+    @staticmethod
+    def thaw(node):
+        """SIGCONT by PID."""
+        os.kill(node.proc.pid, signal.SIGCONT)
 
     def stop(self, node, timeout=20):
         """SIGTERM; returns the exit code (None when it had to be killed)."""
@@ -229,17 +289,21 @@ class Cluster:
 
     def by_raft_address(self, address):
         for n in self.all_nodes:
-            if "%s:%d" % (HOST, n.raft_port) == address:
+            if self.raft_address(n) == address:
                 return n
         return None
 
+    def others(self, node):
+        """The members other than `node`."""
+        return [n for n in self.members if n is not node]
+
     @staticmethod
     def url(node):
-        return "http://%s:%d" % (HOST, node.http_port)
+        return "http://%s:%d" % (node.host, node.http_port)
 
     @staticmethod
     def raft_address(node):
-        return "%s:%d" % (HOST, node.raft_port)
+        return "%s:%d" % (node.host, node.raft_port)
 
     @staticmethod
     def api(node, method, path, body=None, timeout=h.REQUEST_TIMEOUT_S):
@@ -289,12 +353,30 @@ class Cluster:
                     st.get("commit_index"), st.get("applied_index"))
             except Exception as e:  # noqa: BLE001 - diagnostics only
                 s = "status unavailable (%r)" % (e,)
-            out.append("--- %s (http %d, raft %d, %s%s): %s\n%s" % (
-                n.node_id, n.http_port, n.raft_port,
+            out.append("--- %s (%s, http %d, raft %d, %s%s): %s\n%s" % (
+                n.node_id, n.host, n.http_port, n.raft_port,
                 "running" if n.running() else "down",
                 ", removed" if n.node_id in self.removed else "", s,
                 n.log_tail(15)))
         return "\n".join(out)
+
+    def states(self, nodes=None):
+        """One line: each node's state, term and leader as it sees them
+        ("n1=leader/t3 n2=follower/t3->n1 n3=?")."""
+        out = []
+        for n in (self.all_nodes if nodes is None else nodes):
+            try:
+                st = self.status(n, timeout=2)
+                lead = self.by_raft_address(
+                    (st.get("leader") or {}).get("address") or "")
+                out.append("%s=%s/t%s%s" % (
+                    n.node_id, st.get("state"), st.get("term"),
+                    "->" + lead.node_id if lead is not None and
+                    lead is not n else ""))
+            except Exception:  # noqa: BLE001 - diagnostics only
+                out.append("%s=%s" % (n.node_id, "?" if n.running()
+                                      else "down"))
+        return " ".join(out)
 
     # --- waiting ---------------------------------------------------------
     def _agreed_leader(self, nodes):
@@ -352,6 +434,14 @@ class Cluster:
             self.wait_member_list(n, complete, timeout,
                                   "%s registered" % sorted(want))
         return self
+
+    def wait_all_caught_up(self, timeout=DEADLINE_S):
+        """Every live member agrees on a leader and has applied what it had
+        committed (e.g. after a partition heals)."""
+        deadline = time.monotonic() + timeout
+        for n in self.live():
+            self.wait_caught_up(n, max(1.0, deadline - time.monotonic()))
+        return self.leader(max(1.0, deadline - time.monotonic()))
 
     def wait_caught_up(self, node, timeout=DEADLINE_S):
         """Waits until `node` has applied everything the leader had
@@ -454,8 +544,8 @@ class ClusterTestCase(unittest.TestCase):
         self._disarm_budget()
 
     @classmethod
-    def _make_cluster(cls, size, config, register_cleanup):
-        c = Cluster(size, config=config)
+    def _make_cluster(cls, size, config, register_cleanup, **kwargs):
+        c = Cluster(size, config=config, **kwargs)
         cls._clusters.append(c)
         register_cleanup(c.cleanup)
         try:
@@ -464,14 +554,38 @@ class ClusterTestCase(unittest.TestCase):
             raise AssertionError("%s\n%s" % (e, c.describe())) from None
         return c
 
-    def new_cluster(self, size=3, config=None):
-        """A started, ready cluster cleaned up after this test."""
-        return self._make_cluster(size, config, self.addCleanup)
+    def new_cluster(self, size=3, config=None, **kwargs):
+        """A started, ready cluster cleaned up after this test (kwargs:
+        Cluster's `network`, `defaults`, `prefix`)."""
+        return self._make_cluster(size, config, self.addCleanup, **kwargs)
 
     @classmethod
-    def new_class_cluster(cls, size=3, config=None):
+    def new_class_cluster(cls, size=3, config=None, **kwargs):
         """A started, ready cluster shared by the class (setUpClass)."""
-        return cls._make_cluster(size, config, cls.addClassCleanup)
+        return cls._make_cluster(size, config, cls.addClassCleanup, **kwargs)
+
+    def new_network(self, size):
+        """A netns.Network closed after this test, after the processes of
+        every cluster made later in the test were killed (cleanups run last
+        in, first out). Raises netns.NetnsError (the test errors, it is not
+        skipped) when namespaces cannot be made here."""
+        net = netns.Network(size)
+        self.addCleanup(self._close_network, net)
+        return net
+
+    def _close_network(self, net):
+        killed = net.close()
+        left = net.leftovers()
+        self.assertEqual(killed, [], "processes were still running in the "
+                         "test's namespaces at its end (killed now)")
+        self.assertEqual(left, [], "namespaces/interfaces left behind")
+
+    def new_netns_cluster(self, size=3, config=None, defaults=None):
+        """A started cluster of `size` nodes, each in its own namespace of a
+        new Network (returned as cluster.network), with a receiver-friendly
+        root-side address (cluster.network.root_ip)."""
+        net = self.new_network(size)
+        return self.new_cluster(size, config, network=net, defaults=defaults)
 
 
 def cpu_seconds(node):
@@ -494,6 +608,15 @@ def assert_idle(test, nodes, window_s=3.0):
                             n.node_id, used, window_s))
 
 
+def hold(since, seconds):
+    """Sleeps until `seconds` after `since` (time.monotonic()): how long a
+    fault lasts, not a wait for an event. Returns the seconds held."""
+    left = since + seconds - time.monotonic()
+    if left > 0:
+        time.sleep(left)
+    return time.monotonic() - since
+
+
 def log(msg):
     """A line in the test output (stderr, like unittest's -v output)."""
     sys.stderr.write("[cluster] %s\n" % msg)
@@ -501,6 +624,14 @@ def log(msg):
 
 
 # --- jobs ----------------------------------------------------------------------
+
+def create_default_job(test, node, rx, schedule="* * * * * *"):
+    """A job with every setting but its schedule and webhook left to the
+    server's defaults (concurrency, missed_run_policy, retry_policy,
+    timeout, ...)."""
+    return ec.create_job(test, node, schedule=schedule,
+                         webhook=ec.webhook(rx))
+
 
 def create_every_second_job(test, node, rx, **fields):
     body = dict(EVERY_SECOND)
@@ -566,7 +697,8 @@ class JobWriter(threading.Thread):
         n = 0
         while self._go_on():
             if conn is None:
-                conn = http.client.HTTPConnection(HOST, self.node.http_port,
+                conn = http.client.HTTPConnection(self.node.host,
+                                                  self.node.http_port,
                                                   timeout=30)
             n += 1
             body = json.dumps(h.job_body("w-%s-%d" % (self.tag, n))).encode()
@@ -634,6 +766,38 @@ def failover_cycle(cluster, rx, job_id, victims=1, timeout=DEADLINE_S):
             "t_kill": t_kill}
 
 
+def failover_summary(cycles):
+    """One greppable line ("FAILOVER SUMMARY ...") of failover_cycle
+    results: kill -> new leader agreed, kill -> first run scheduled after
+    the kill arrived; median and max over the kills."""
+    def fig(key):
+        vals = [c[key] for c in cycles]
+        return "median %.3fs max %.3fs" % (statistics.median(vals),
+                                           max(vals)) if vals else "-"
+    return ("FAILOVER SUMMARY kills=%d kill->new_leader: %s; "
+            "kill->next_run_arrived: %s" % (len(cycles), fig("new_leader_s"),
+                                            fig("next_run_s")))
+
+
+def count_executions(node, job_id, status, timeout=h.REQUEST_TIMEOUT_S):
+    """How many executions of the job the node's state holds with `status`
+    (GET /jobs/{id}/executions?status=..., every page)."""
+    n = 0
+    cursor = ""
+    for _ in range(10000):
+        q = "/api/v1/jobs/%s/executions?status=%s&limit=1000%s" % (
+            job_id, status, "&cursor=" + cursor if cursor else "")
+        r = node.api("GET", q, timeout=timeout)
+        if r.status != 200 or not isinstance(r.json, dict):
+            raise AssertionError("executions of %s on %s: %r" % (
+                job_id, node.node_id, r))
+        n += len(r.json["data"]["executions"])
+        cursor = r.json["data"].get("next_cursor") or ""
+        if not cursor:
+            return n
+    raise AssertionError("execution list pagination does not end")
+
+
 class RunReport:
     """What an every-second job's receiver saw over a window.
 
@@ -642,9 +806,17 @@ class RunReport:
     their scheduled time; `late`: (request, lateness) over `bound_s`;
     `conflicts`: scheduled second -> set of execution ids when one second
     came with more than one id; `copies`: requests beyond one per second
-    (same id: re-dispatch after a failover)."""
+    (same id: re-dispatch after a failover).
 
-    def __init__(self, requests, until, bound_s):
+    Attempts, per execution id in arrival order: `attempts_backwards`
+    (exec id -> X-Chronos-Attempt values) when a value is lower than the one
+    before it; `attempts_repeated` when a value equals the one before it
+    (non-decreasing, but not the strictly increasing the server promises);
+    `attempts_missing`: requests without a numeric X-Chronos-Attempt or
+    without an execution id. `skipped`: executions the server recorded as
+    `skipped` (None: not counted; settle_and_report counts them)."""
+
+    def __init__(self, requests, until, bound_s, skipped=None):
         by_sched = {}
         for r in requests:
             by_sched.setdefault(ec.parse_time(r.scheduled_time), []).append(r)
@@ -673,16 +845,91 @@ class RunReport:
         self.max_lateness = max(lateness) if lateness else None
         self.median_lateness = (statistics.median(lateness) if lateness
                                 else None)
+        by_exec = {}
+        for r in sorted(requests, key=lambda r: r.seq):
+            by_exec.setdefault(r.execution_id, []).append(r.attempt)
+        self.attempts_missing = [r for r in requests
+                                 if r.attempt is None or not r.execution_id]
+        self.attempts_backwards = {
+            e: seq for e, seq in by_exec.items()
+            if any(a is not None and b is not None and b < a
+                   for a, b in zip(seq, seq[1:]))}
+        self.attempts_repeated = {
+            e: seq for e, seq in by_exec.items()
+            if any(a is not None and b is not None and b == a
+                   for a, b in zip(seq, seq[1:]))}
+        self.executions = len(by_exec)
+        self.skipped = skipped
 
     def summary(self):
         return ("%d second(s) from %s: %d missed, %d early, %d late (> %.1fs), "
                 "%d with conflicting ids, %d re-sent copies, lateness median "
-                "%.3fs max %.3fs" % (
+                "%.3fs max %.3fs; %d execution id(s): attempts go backwards "
+                "in %d, repeat in %d, missing on %d request(s); skipped "
+                "executions: %s" % (
                     len(self.seconds),
                     ec.format_time(self.first) if self.first else "-",
                     len(self.missed), len(self.early), len(self.late),
                     self.bound_s, len(self.conflicts), self.copies,
-                    self.median_lateness or 0, self.max_lateness or 0))
+                    self.median_lateness or 0, self.max_lateness or 0,
+                    self.executions, len(self.attempts_backwards),
+                    len(self.attempts_repeated), len(self.attempts_missing),
+                    "not counted" if self.skipped is None else self.skipped))
+
+    def problems(self, covers=()):
+        """Every check that fails, one line each (empty when all hold):
+        the checks of assert_ok plus the attempt order (backwards and
+        repeated reported apart) and the skipped count."""
+        out = []
+        if not self.seconds:
+            return ["no run arrived at all"]
+        for t in covers:
+            if not self.first <= t <= self.until:
+                out.append("window does not cover %s" % ec.format_time(t))
+        if self.missed:
+            out.append("MISSED %d scheduled second(s): %s%s" % (
+                len(self.missed), _seconds_text(self.missed),
+                "" if len(self.missed) <= 40 else " ..."))
+        if self.early:
+            out.append("EARLY %d run(s) arrived before their second: %s" % (
+                len(self.early), self.early[:5]))
+        if self.late:
+            out.append("LATE %d run(s) arrived more than %.1fs after their "
+                       "second (max %.3fs): %s" % (
+                           len(self.late), self.bound_s,
+                           max(x for _, x in self.late),
+                           ["%s +%.3fs" % (r.scheduled_time, x)
+                            for r, x in self.late[:10]]))
+        if self.conflicts:
+            out.append("CONFLICT %d second(s) ran under several execution "
+                       "ids: %s" % (len(self.conflicts), _conflicts_text(
+                           self.conflicts)))
+        if self.attempts_backwards:
+            out.append("ATTEMPTS BACKWARDS (not even non-decreasing) for %d "
+                       "execution(s): %s" % (len(self.attempts_backwards),
+                                             list(self.attempts_backwards
+                                                  .items())[:5]))
+        if self.attempts_repeated:
+            out.append("ATTEMPTS REPEATED (non-decreasing but not strictly "
+                       "increasing) for %d execution(s): %s" % (
+                           len(self.attempts_repeated),
+                           list(self.attempts_repeated.items())[:5]))
+        if self.attempts_missing:
+            out.append("%d request(s) without attempt or execution id: %s" % (
+                len(self.attempts_missing), self.attempts_missing[:5]))
+        if self.skipped:
+            out.append("SKIPPED %d execution(s) recorded as skipped" %
+                       self.skipped)
+        return out
+
+    def assert_all(self, test, covers=(), what=""):
+        """Fails listing every problem() at once (so one run tells all)."""
+        found = self.problems(covers)
+        if found:
+            test.fail("%s%s\n  %s\n  (%s)" % (
+                what + ": " if what else "", "; ".join(
+                    p.split(" ", 1)[0] for p in found),
+                "\n  ".join(found), self.summary()))
 
     def assert_ok(self, test, covers=()):
         """Fails on any missed, early, late or conflicting run; `covers`:
@@ -702,10 +949,35 @@ class RunReport:
                          "execution ids; " + info)
 
 
-def settle_and_report(rx, job_id, bound_s, timeout=DEADLINE_S):
-    """Reports on the job's scheduled seconds from its first run up to now,
-    once a run scheduled bound_s after now has arrived: by then every
-    earlier second must have arrived too (or it is missed or late)."""
-    until = time.time()
-    first_run_after(rx, job_id, until + bound_s, timeout)
-    return RunReport(rx.requests_for(job_id), until, bound_s)
+def settle_and_report(rx, job_id, bound_s, timeout=DEADLINE_S, node=None,
+                      until=None):
+    """Reports on the job's scheduled seconds from its first run up to
+    `until` (now unless given), once a run scheduled bound_s after it has
+    arrived: by then every earlier second must have arrived too (or it is
+    missed or late). With `node`, also counts the executions it recorded as
+    `skipped` (after the wait, so its state holds the whole window)."""
+    until = time.time() if until is None else until
+    first_run_after(rx, job_id, until + bound_s, timeout + bound_s)
+    skipped = None if node is None else count_executions(node, job_id,
+                                                         "skipped")
+    return RunReport(rx.requests_for(job_id), until, bound_s, skipped)
+
+
+def _seconds_text(seconds, limit=40):
+    """Scheduled seconds as compact runs: "12:00:01-12:00:04, 12:00:09"."""
+    runs = []
+    for s in sorted(seconds)[:limit]:
+        if runs and s - runs[-1][1] == 1:
+            runs[-1][1] = s
+        else:
+            runs.append([s, s])
+    return ", ".join(
+        ec.format_time(a)[11:19] + ("" if a == b else
+                                    "-" + ec.format_time(b)[11:19] +
+                                    " (%d)" % (b - a + 1))
+        for a, b in runs)
+
+
+def _conflicts_text(conflicts, limit=5):
+    return ", ".join("%s: %d ids" % (ec.format_time(s)[11:19], len(ids))
+                     for s, ids in sorted(conflicts.items())[:limit])

@@ -1,5 +1,6 @@
 """Harness for Chronos integration tests: runs the real `chronos` binary on
-127.0.0.1 and talks to it over HTTP.
+127.0.0.1 (or another local address, optionally inside a network namespace:
+Node's `host` and `cmd_prefix`) and talks to it over HTTP.
 
 Python 3 standard library only. A `Node` owns one server process, its ports
 and (unless given one) a temporary data directory; it is always cleaned up,
@@ -19,8 +20,13 @@ import tempfile
 import time
 import unittest
 
-CHRONOS_BIN = os.environ.get("CHRONOS_BIN", "/work/main/build/src/main/chronos")
-HOST = "127.0.0.1"
+# Default: the build tree of the checkout this file belongs to
+# (tests/integration/../../build/src/main/chronos).
+DEFAULT_CHRONOS_BIN = os.path.normpath(os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "build", "src",
+    "main", "chronos"))
+CHRONOS_BIN = os.environ.get("CHRONOS_BIN", DEFAULT_CHRONOS_BIN)
+HOST = "127.0.0.1"  # default address of nodes and of every request
 REQUEST_TIMEOUT_S = 10.0
 POLL_INTERVAL_S = 0.05
 
@@ -86,11 +92,11 @@ def free_port():
         return s.getsockname()[1]
 
 
-def port_is_listening(port):
+def port_is_listening(port, host=HOST):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.settimeout(1.0)
         try:
-            s.connect((HOST, port))
+            s.connect((host, port))
             return True
         except OSError:
             return False
@@ -151,8 +157,9 @@ class Response:
 
 
 def http_request(port, method, path, body=None, raw=None, headers=None,
-                 timeout=REQUEST_TIMEOUT_S):
-    """One request on a fresh connection to 127.0.0.1:port.
+                 timeout=REQUEST_TIMEOUT_S, host=HOST):
+    """One request on a fresh connection to host:port (127.0.0.1 unless
+    given).
 
     `body` is JSON-encoded; `raw` (bytes) is sent as is. Returns a Response.
     """
@@ -168,7 +175,7 @@ def http_request(port, method, path, body=None, raw=None, headers=None,
         payload = b""
     if headers:
         hdrs.update(headers)
-    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         send_error = None
         try:
@@ -200,17 +207,30 @@ def http_request(port, method, path, body=None, raw=None, headers=None,
 
 
 class Node:
-    """One `chronos serve` process on 127.0.0.1.
+    """One `chronos serve` process, on 127.0.0.1 unless given a `host`.
 
     Picks two free ports (HTTP and Raft) once; restart() reuses them and the
     data directory. `use_flags=False` leaves the node id, data dir and
     addresses out of the command line (tests of env/config precedence pass
-    them through `env`/`extra_args` themselves). Not thread-safe.
+    them through `env`/`extra_args` themselves). `host`: the IPv4 address
+    the node listens on (HTTP and Raft) and the harness talks to; a node on
+    another address passes its ports explicitly (free_port() probes
+    127.0.0.1). `http_host`: the address in --http-address when it is not
+    `host` (the harness still talks to `host`: something, e.g. a NAT rule,
+    must lead from one to the other). `cmd_prefix`: argv run in front of
+    the binary, e.g.
+    ["ip", "netns", "exec", ns] to run it in a network namespace; it must
+    exec the binary (not fork), so the process's PID is chronos's and kills
+    by PID reach it. Not thread-safe.
     """
 
     def __init__(self, data_dir=None, node_id="n1", extra_args=(), env=None,
-                 use_flags=True, http_port=None, raft_port=None):
+                 use_flags=True, http_port=None, raft_port=None, host=None,
+                 http_host=None, cmd_prefix=()):
         self.node_id = node_id
+        self.host = host or HOST
+        self.http_host = http_host or self.host
+        self.cmd_prefix = list(cmd_prefix)
         self.work_dir = make_temp_dir()
         self.owns_data_dir = data_dir is None
         self.data_dir = data_dir or os.path.join(self.work_dir, "data")
@@ -227,13 +247,13 @@ class Node:
 
     # --- lifecycle -------------------------------------------------------
     def command(self):
-        cmd = [CHRONOS_BIN, "serve"]
+        cmd = self.cmd_prefix + [CHRONOS_BIN, "serve"]
         if self.use_flags:
             cmd += [
                 "--node-id", self.node_id,
                 "--data-dir", self.data_dir,
-                "--http-address", "%s:%d" % (HOST, self.http_port),
-                "--raft-address", "%s:%d" % (HOST, self.raft_port),
+                "--http-address", "%s:%d" % (self.http_host, self.http_port),
+                "--raft-address", "%s:%d" % (self.host, self.raft_port),
             ]
         return cmd + self.extra_args
 
@@ -295,7 +315,8 @@ class Node:
                                               " ".join(self.command()),
                                               self.log_tail()))
             try:
-                r = http_request(self.http_port, "GET", "/ready", timeout=2)
+                r = http_request(self.http_port, "GET", "/ready", timeout=2,
+                                 host=self.host)
                 if r.status == 200:
                     return self
                 last = r
@@ -360,7 +381,7 @@ class Node:
             timeout=REQUEST_TIMEOUT_S):
         """(status, parsed JSON or None, headers) — also has .raw/.text."""
         return http_request(self.http_port, method, path, body=body, raw=raw,
-                            headers=headers, timeout=timeout)
+                            headers=headers, timeout=timeout, host=self.host)
 
 
 def new_node(test, **kwargs):

@@ -1,7 +1,8 @@
 """A local HTTP receiver for webhook tests: records every request it gets and
 answers with scripted behaviours.
 
-Python 3 standard library only. Listens on 127.0.0.1, port 0 (any free port).
+Python 3 standard library only. Listens on 127.0.0.1 (or the `host` given),
+port 0 (any free port).
 
     rx = Receiver()                      # started at once
     test.addCleanup(rx.close)            # or: rx = new_receiver(test)
@@ -21,7 +22,7 @@ import sys
 import threading
 import time
 
-HOST = "127.0.0.1"
+HOST = "127.0.0.1"  # default listening address
 
 
 class Headers:
@@ -193,9 +194,12 @@ class _Server(http.server.ThreadingHTTPServer):
 
 
 class Receiver:
-    """Threaded HTTP server on 127.0.0.1:<free port>; see module doc."""
+    """Threaded HTTP server on host:<free port> (host 127.0.0.1 unless given,
+    e.g. the address of a test network's root-side interface); see module
+    doc."""
 
-    def __init__(self, default=None):
+    def __init__(self, default=None, host=None):
+        self.host = host or HOST
         self._cond = threading.Condition()
         self._requests = []
         self._scripts = {}          # path (without query) -> [Behaviour]
@@ -203,7 +207,7 @@ class Receiver:
         self._default = default or Behaviour()
         self._release_gen = 0       # bumped by release()
         self._closed = threading.Event()
-        self._server = _Server((HOST, 0), _Handler)
+        self._server = _Server((self.host, 0), _Handler)
         self._server.receiver = self
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever,
@@ -214,7 +218,7 @@ class Receiver:
 
     # --- configuration ---------------------------------------------------
     def url(self, path="/hook"):
-        return "http://%s:%d%s" % (HOST, self.port, path)
+        return "http://%s:%d%s" % (self.host, self.port, path)
 
     def script(self, path, *behaviours):
         """Appends behaviours for the next requests to `path` (query string
@@ -351,8 +355,8 @@ class Receiver:
                 self._cond.notify_all()
 
 
-def new_receiver(test, default=None):
+def new_receiver(test, default=None, host=None):
     """A started Receiver closed by `test`'s cleanups."""
-    rx = Receiver(default=default)
+    rx = Receiver(default=default, host=host)
     test.addCleanup(rx.close)
     return rx
