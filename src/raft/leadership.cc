@@ -8,7 +8,7 @@ LeadershipTracker::LeadershipTracker(absl::Duration election_timeout)
     : lease_(election_timeout * kLeaseFraction), renew_after_(lease_ / 3) {}
 
 bool LeadershipTracker::want_barrier(bool leader, uint64_t term, bool transferring,
-                                     absl::Duration now) {
+                                     absl::Duration now, absl::Duration wanted_until) {
   if (term != term_) {
     // A new term: nothing proven yet, and whatever was in flight belongs to
     // the old one (its completion is ignored).
@@ -20,7 +20,11 @@ bool LeadershipTracker::want_barrier(bool leader, uint64_t term, bool transferri
   transferring_ = transferring;
   if (!leader || transferring || barrier_in_flight_) return false;
   const bool catch_up = caught_up_term_ != term;
-  const bool renew = now - proven_at_ >= renew_after_;
+  // Renew when the wanted time is not covered with a margin, a barrier
+  // proposed now would cover it, and the last proof is not too fresh.
+  const absl::Duration need_until = wanted_until + renew_after_;
+  const bool renew = proven_at_ + lease_ < need_until && now + lease_ >= need_until &&
+                     now - proven_at_ >= renew_after_;
   if (!catch_up && !renew) return false;
   barrier_in_flight_ = true;
   return true;

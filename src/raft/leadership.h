@@ -20,8 +20,10 @@ namespace chronos::raft {
 // rate differences and timer slack. It is measured from when the entry was
 // proposed, never from when an answer arrived: answers can sit in a socket
 // while a process is paused, and reading them late proves nothing.
-// A leader with no entry of its own to commit proposes a barrier when its
-// lease has run a third of its length, so an idle leader keeps a lease.
+// The lease is renewed only where it is wanted: the scheduler says until
+// when it needs one (its next send), and a barrier is proposed when the
+// lease would not cover that time with a third of a lease to spare, at
+// most once a third of a lease. An idle cluster writes nothing.
 // A leadership transfer lets the target be elected at once (libraft's
 // disrupt_leader), so a transfer in progress ends the lease.
 //
@@ -34,10 +36,12 @@ class LeadershipTracker {
 
   explicit LeadershipTracker(absl::Duration election_timeout);
 
-  // Called on every status refresh with libraft's view at monotonic `now`.
+  // Called on every status refresh with libraft's view at monotonic `now`
+  // and until when a lease is wanted (-InfiniteDuration(): not at all).
   // True when a barrier should be proposed now, stamped `now`: the first of
   // a new term (catching up), or a lease renewal.
-  bool want_barrier(bool leader, uint64_t term, bool transferring, absl::Duration now);
+  bool want_barrier(bool leader, uint64_t term, bool transferring, absl::Duration now,
+                    absl::Duration wanted_until);
   // The barrier that want_barrier asked for (proposed at `proposed_at` in
   // `term`) completed; `ok` false when it failed (it is asked for again).
   void barrier_done(uint64_t term, absl::Duration proposed_at, bool ok);
@@ -56,7 +60,7 @@ class LeadershipTracker {
 
  private:
   absl::Duration lease_;        // kLeaseFraction × election timeout
-  absl::Duration renew_after_;  // a third of the lease
+  absl::Duration renew_after_;  // a third of the lease: renewal cadence and margin
   uint64_t term_ = 0;           // the term the fields below belong to
   // As of the last want_barrier: libraft 0.15 steps a leader that lost its
   // quorum down without changing its term.

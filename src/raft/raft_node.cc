@@ -9,6 +9,7 @@
 #include <cstring>
 #include <deque>
 #include <filesystem>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -287,6 +288,10 @@ class RaftNodeImpl final : public RaftNode {
   RaftStatus status() const override {
     std::lock_guard lock(status_mu_);
     return status_;
+  }
+
+  void want_lease_until(absl::Duration until) override {
+    lease_wanted_until_ns_.store(absl::ToInt64Nanoseconds(until));
   }
 
   void add_member(uint64_t id, std::string address, MemberRole role, bool must_exist,
@@ -1090,7 +1095,8 @@ class RaftNodeImpl final : public RaftNode {
     // leadership lease when nothing else of ours commits.
     const absl::Duration now_mono = monotonic_now();
     if (!closing_ && leadership_.want_barrier(s.role == Role::kLeader && leading, s.term,
-                                              raft_.transfer != nullptr, now_mono)) {
+                                              raft_.transfer != nullptr, now_mono,
+                                              absl::Nanoseconds(lease_wanted_until_ns_.load()))) {
       auto p = std::make_unique<Proposal>();
       p->node = this;
       uint64_t term = s.term;
@@ -1138,6 +1144,8 @@ class RaftNodeImpl final : public RaftNode {
   std::atomic<bool> thread_started_{false};
   StateMachine state_machine_;
   LeadershipTracker leadership_;
+  // want_lease_until's argument in nanoseconds (any thread).
+  std::atomic<int64_t> lease_wanted_until_ns_{std::numeric_limits<int64_t>::min()};
   raft_time change_started_ms_ = 0;  // of the pending configuration change (io time)
   // A snapshot requested through take_snapshot (at most one at a time).
   std::function<void(Result<uint64_t>)> snapshot_done_;

@@ -139,6 +139,13 @@ class RaftNode {
 
   virtual RaftStatus status() const = 0;
 
+  // The leader should hold its lease at least until `until` (monotonic, as
+  // RaftStatus::lease_until): the scheduler's next send. The lease is
+  // renewed ahead of it with a barrier when nothing else of this leader's
+  // commits; -InfiniteDuration() wants none (an idle leader writes
+  // nothing). Any thread; the latest call wins.
+  virtual void want_lease_until(absl::Duration until) = 0;
+
   // ---- membership and maintenance (leader only unless noted; any thread) ----
   // Callbacks run on the loop thread, like proposal completions. Errors:
   // kNoLeader (not the leader, or leadership lost meanwhile), kConflict

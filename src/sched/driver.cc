@@ -108,6 +108,7 @@ void Driver::turn(absl::Time now, std::vector<Input> inputs) {
   if (!lead.leader || !lead.caught_up) {
     if (active_) deactivate("lost leadership");
     for (Input& in : inputs) in(*this);
+    want_lease();
     return;
   }
   if (!active_ || lead.term != term_) activate(lead.term);
@@ -118,6 +119,22 @@ void Driver::turn(absl::Time now, std::vector<Input> inputs) {
   schedule_due(now);
   flush_results(now);
   enforce_retention(now);
+  want_lease();
+}
+
+// Asks the log to hold the lease at the next send: the earliest flight
+// timer (possibly a stale one: a renewal too many, never one too few) or
+// the earliest fire time in the queue.
+void Driver::want_lease() {
+  absl::Time next = absl::InfiniteFuture();
+  if (active_) {
+    if (!timers_.empty()) next = timers_.top().at;
+    if (auto earliest = queue_.earliest()) next = std::min(next, *earliest);
+  }
+  ports_.log->want_lease_until(next == absl::InfiniteFuture()
+                                   ? -absl::InfiniteDuration()
+                                   : ports_.clock->monotonic() +
+                                         std::max(next - now_, absl::ZeroDuration()));
 }
 
 absl::Time Driver::next_wake(absl::Time now) const {

@@ -64,6 +64,10 @@ class LogPort {
 
   virtual ~LogPort() = default;
   virtual Leadership leadership() const = 0;
+  // Until when (monotonic) the driver needs the lease: its next send.
+  // -InfiniteDuration(): nothing to send. Renewing costs a log entry, so an
+  // idle leader does not.
+  virtual void want_lease_until(absl::Duration until) = 0;
   // Proposes `batch` as one entry; `done` is called once, on any thread,
   // with the outcome once it is applied here, or an error (the entry may
   // still commit under the next leader).
@@ -270,6 +274,7 @@ class Driver {
   bool lease_valid() const;
 
   void enforce_retention(absl::Time now);
+  void want_lease();
   void trace(const std::string& line) const;
   double unit_random();
 

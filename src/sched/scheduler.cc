@@ -30,6 +30,7 @@ class RaftLog final : public LogPort {
   void propose(model::CommandBatch batch, Done done) override {
     raft_->propose(std::move(batch), std::move(done));
   }
+  void want_lease_until(absl::Duration until) override { raft_->want_lease_until(until); }
 
  private:
   raft::RaftNode* raft_;

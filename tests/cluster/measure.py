@@ -13,7 +13,8 @@
     the leader, then spread over the followers (every request forwarded).
     Prints creates/s and p50/p99 latency.
 
-    CHRONOS_BIN=/work/main/build-cluster/src/main/chronos python3 measure.py
+    CHRONOS_BIN=$PWD/build/src/main/chronos python3 tests/cluster/measure.py \
+        --election-timeout 400ms --heartbeat-timeout 50ms
 
 bench/run.py (`make bench`) reuses failover_figures for its failover row.
 """

@@ -150,10 +150,16 @@ absl::Duration Cluster::lease_until(unsigned i) {
   return servers_[i]->leadership->lease_until(term(i));
 }
 
+void Cluster::want_lease_until(unsigned i, absl::Duration until) {
+  servers_[i]->lease_wanted_until = until;
+}
+
 void Cluster::refresh(unsigned i) {
   Server& s = *servers_[i];
   const absl::Duration now = clock_->monotonic();
-  if (!s.leadership->want_barrier(is_leader(i), term(i), false, now)) return;
+  if (!s.leadership->want_barrier(is_leader(i), term(i), false, now, s.lease_wanted_until)) {
+    return;
+  }
   auto* b = new Barrier;
   b->req.data = b;
   b->server = &s;
@@ -186,6 +192,7 @@ void Cluster::revive(unsigned i) {
 void Cluster::restart_process(unsigned i) {
   Server& s = *servers_[i];
   ++s.generation;
+  s.lease_wanted_until = -absl::InfiniteDuration();
   s.leadership =
       std::make_unique<raft::LeadershipTracker>(absl::Milliseconds(election_timeout_ms_));
 }

@@ -89,8 +89,10 @@ class Cluster {
   // What raft_node's status reports as caught_up on a leader: a barrier of
   // its current term has been applied.
   bool caught_up(unsigned i);
-  // RaftStatus::lease_until of server i (on the Clock's monotonic time).
+  // RaftStatus::lease_until of server i (on the Clock's monotonic time),
+  // and RaftNode::want_lease_until.
   absl::Duration lease_until(unsigned i);
+  void want_lease_until(unsigned i, absl::Duration until);
   // raft_node's periodic status refresh: a leader proposes its term's
   // barrier and lease renewals. Call for every live server after each step.
   void refresh(unsigned i);
@@ -129,6 +131,7 @@ class Cluster {
     uint64_t generation = 0;     // bumped by restart_process
     std::unique_ptr<raft::StateMachine> state_machine;
     std::unique_ptr<raft::LeadershipTracker> leadership;  // the process's: replaced by a restart
+    absl::Duration lease_wanted_until = -absl::InfiniteDuration();
     uint64_t snapshots = 0;
     uint64_t restores = 0;
     // The fixture io's own append/truncate (see io_truncate) and the length

@@ -123,6 +123,9 @@ class Process::ClusterLog final : public sched::LogPort {
     l.lease_until = c.lease_until(i);
     return l;
   }
+  void want_lease_until(absl::Duration until) override {
+    p_->env_->cluster->want_lease_until(p_->server_, until);
+  }
   void propose(model::CommandBatch batch, Done done) override {
     bool starts = false;
     for (const auto& cmd : batch.commands) {

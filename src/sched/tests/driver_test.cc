@@ -26,6 +26,7 @@ class StepLog final : public LogPort {
  public:
   StepLog(store::Store* store, Post* post) : store_(store), post_(post) {}
   Leadership leadership() const override { return leadership_; }
+  void want_lease_until(absl::Duration until) override { wanted_until_ = until; }
   void propose(model::CommandBatch batch, Done done) override {
     pending_.push_back({std::move(batch), std::move(done)});
   }
@@ -53,6 +54,7 @@ class StepLog final : public LogPort {
   }
 
   Leadership leadership_{true, true, 1, absl::InfiniteDuration()};
+  absl::Duration wanted_until_ = -absl::InfiniteDuration();
 
  private:
   store::Store* store_;
@@ -181,11 +183,23 @@ TEST_F(DriverTest, SendsNothingWithoutALeaseAndGoesOnWhenItIsRenewed) {
   log_->leadership_.lease_until = clock_.monotonic() + absl::Milliseconds(100);
   advance_to(kT0 + absl::Seconds(1));
   EXPECT_TRUE(targets_.sent.empty());
+  // It asks for the lease to cover the send it holds.
+  EXPECT_LE(log_->wanted_until_, clock_.monotonic());
   EXPECT_LE(driver_->next_wake(clock_.now()), clock_.now() + absl::Milliseconds(5));
   log_->leadership_.lease_until = clock_.monotonic() + absl::Seconds(1);
   settle();
   ASSERT_EQ(targets_.sent.size(), 1u);
   EXPECT_EQ(targets_.sent[0].attempt.send_by, log_->leadership_.lease_until);
+}
+
+TEST_F(DriverTest, AsksForTheLeaseOnlyAsFarAsItsNextSend) {
+  every_second_job();
+  clock_.advance(absl::Milliseconds(300));
+  settle();
+  EXPECT_EQ(log_->wanted_until_, clock_.monotonic() + absl::Milliseconds(700));  // kT0+1s
+  log_->apply_now(model::CommandBatch{{model::DeleteJob{"job-1", 0}}});
+  settle();
+  EXPECT_EQ(log_->wanted_until_, -absl::InfiniteDuration());  // nothing to send
 }
 
 TEST_F(DriverTest, ARetryIsCommittedBeforeItIsSent) {
