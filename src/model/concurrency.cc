@@ -1,25 +1,21 @@
 #include "model/concurrency.h"
 
-#include <algorithm>
-
 namespace chronos::model {
 
-bool is_delayed_start(const Execution& e, absl::Duration job_jitter) {
+bool is_delayed_start(const Execution& e, absl::Duration offset) {
   switch (e.trigger) {
     case Trigger::kCatchup:
       return true;
     case Trigger::kSchedule:
-      return e.started_at - e.scheduled_time >
-             std::max(job_jitter, absl::ZeroDuration()) + kOnTimeSlack;
+      return e.started_at - (e.scheduled_time + offset) > kOnTimeSlack;
     default:
       return false;
   }
 }
 
-bool delayed_run_shelters(const Execution& e, absl::Duration job_jitter, absl::Time now) {
+bool delayed_run_shelters(const Execution& e, absl::Duration offset, absl::Time now) {
   const absl::Time late_from = e.status == ExecutionStatus::kPending ? now : e.started_at;
-  return late_from - e.scheduled_time - std::max(job_jitter, absl::ZeroDuration()) <=
-         kMaxShelterLateness;
+  return late_from - (e.scheduled_time + offset) <= kMaxShelterLateness;
 }
 
 Admission admit(Concurrency policy, const ActiveRuns& active, bool delayed, bool force) {

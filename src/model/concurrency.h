@@ -55,14 +55,15 @@ inline constexpr absl::Duration kOnTimeSlack = absl::Milliseconds(200);
 inline constexpr absl::Duration kMaxShelterLateness = absl::Seconds(5);
 
 // Whether delayed execution `e` (running or waiting, of a job whose jitter
-// is `job_jitter`) still lets a new run wait behind it at `now`.
-bool delayed_run_shelters(const Execution& e, absl::Duration job_jitter, absl::Time now);
+// offset is `offset`, jitter_offset(job)) still lets a new run wait behind
+// it at `now`.
+bool delayed_run_shelters(const Execution& e, absl::Duration offset, absl::Time now);
 
-// Whether `e` (a start about to be applied, of a job whose jitter is
-// `job_jitter`) was made late by the scheduler: a catch-up run, or a
-// scheduled run whose recorded start is more than kOnTimeSlack after its
-// latest possible fire time (scheduled time + jitter).
-bool is_delayed_start(const Execution& e, absl::Duration job_jitter);
+// Whether `e` (a start about to be applied, of a job whose jitter offset is
+// `offset`) was made late by the scheduler: a catch-up run, or a scheduled
+// run whose recorded start is more than kOnTimeSlack after its fire time
+// (scheduled time + offset).
+bool is_delayed_start(const Execution& e, absl::Duration offset);
 
 // The rule:
 //   force, allow, replace (its cancels are applied first) → run;

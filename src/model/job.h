@@ -96,6 +96,15 @@ struct JobDefaults {
   MissedRunPolicy missed_run_policy = MissedRunPolicy::kExecuteOne;
 };
 
+// Deterministic per-job jitter offset in [0, job.jitter): FNV-1a 64 of the job
+// id modulo the jitter in whole milliseconds (zero when jitter < 1 ms).
+// Stable across processes, builds and restarts. A scheduled run fires at
+// its scheduled time plus this offset.
+absl::Duration jitter_offset(const Job& job);
+
+// FNV-1a 64-bit hash (exposed for tests).
+uint64_t fnv1a64(std::string_view bytes);
+
 // Wire names ("allow", "execute_one", ...) and their inverses. The parsers
 // accept exactly the names to_string returns (case-sensitive); nullopt for
 // anything else.

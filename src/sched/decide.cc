@@ -92,22 +92,6 @@ Count count_between(const cron::Schedule& s, absl::Time lo, absl::Time hi, size_
 
 }  // namespace
 
-uint64_t fnv1a64(std::string_view bytes) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : bytes) {
-    h ^= c;
-    h *= 0x100000001b3ULL;
-  }
-  return h;
-}
-
-absl::Duration jitter_offset(const model::Job& job) {
-  int64_t jitter_ms = absl::ToInt64Milliseconds(job.jitter);
-  if (jitter_ms <= 0) return absl::ZeroDuration();
-  return absl::Milliseconds(
-      static_cast<int64_t>(fnv1a64(job.id) % static_cast<uint64_t>(jitter_ms)));
-}
-
 Plan plan_job(const model::Job& job, const cron::Schedule& schedule,
               const store::ScheduleState& state, absl::Time now, const PlanOptions& opts) {
   Plan plan;

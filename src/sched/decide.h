@@ -90,13 +90,10 @@ struct Plan {
   bool empty() const { return runs.empty() && !last_scheduled && !disable_job; }
 };
 
-// Deterministic per-job jitter offset in [0, job.jitter): FNV-1a 64 of the job
-// id modulo the jitter in whole milliseconds (zero when jitter < 1 ms).
-// Stable across processes, builds and restarts.
-absl::Duration jitter_offset(const model::Job& job);
-
-// FNV-1a 64-bit hash (exposed for tests).
-uint64_t fnv1a64(std::string_view bytes);
+// The job's deterministic jitter offset and the hash behind it
+// (model/job.h); the store needs them too, to tell a late run.
+using model::fnv1a64;
+using model::jitter_offset;
 
 // Decides, for one job at `now`, which due times run, are skipped or are
 // missed (see README.md "Rules"). `schedule` must be the job's schedule

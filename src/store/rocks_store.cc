@@ -535,15 +535,16 @@ Status start_one(ApplyTxn& txn, const model::Execution& e, bool force,
     return ok_status();
   }
   ScheduleState state = txn.get_schedule_state(stored.job_id);
+  const absl::Duration offset = model::jitter_offset(*job);
   model::ActiveRuns active{state.running.size(), state.waiting.size(), false};
   for (const std::string& id : state.delayed) {
     std::optional<model::Execution> d = txn.get_execution(keys::execution(stored.job_id, id));
-    if (d && model::delayed_run_shelters(*d, job->jitter, stored.started_at)) {
+    if (d && model::delayed_run_shelters(*d, offset, stored.started_at)) {
       active.any_delayed = true;
       break;
     }
   }
-  const bool delayed = model::is_delayed_start(stored, job->jitter);
+  const bool delayed = model::is_delayed_start(stored, offset);
   switch (model::admit(job->concurrency, active, delayed, force)) {
     case model::Admission::kSkip:
       stored.status = model::ExecutionStatus::kSkipped;

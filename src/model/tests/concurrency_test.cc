@@ -62,7 +62,7 @@ TEST(Admission, DelayedStartsAreCatchUpsAndLateScheduledRuns) {
   EXPECT_TRUE(
       is_delayed_start(scheduled_run(kOnTimeSlack + absl::Milliseconds(1), Trigger::kSchedule),
                        absl::ZeroDuration()));
-  // Jitter moves the fire time: a run fired within its job's jitter is on time.
+  // Jitter moves the fire time: a run fired at its offset is on time.
   EXPECT_FALSE(
       is_delayed_start(scheduled_run(absl::Seconds(3), Trigger::kSchedule), absl::Seconds(3)));
   EXPECT_TRUE(is_delayed_start(scheduled_run(absl::ZeroDuration(), Trigger::kCatchup),
