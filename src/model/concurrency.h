@@ -48,11 +48,11 @@ inline constexpr absl::Duration kOnTimeSlack = absl::Milliseconds(200);
 // A delayed run lets the runs after it wait instead of being skipped only
 // while it is at most this late (a running one: when it started; a waiting
 // one: now). A failover makes runs late by about a second, a short quorum
-// loss by up to the scheduler's late_grace (3.2 s by default); a target
+// loss by up to the scheduler's late_grace (5 s by default); a target
 // slower than the schedule makes a line of waiting runs ever later, and
 // past this bound the line stops growing and the policy's skips apply
 // again, so one failover cannot turn a slow job into a long backlog.
-inline constexpr absl::Duration kMaxShelterLateness = absl::Seconds(5);
+inline constexpr absl::Duration kMaxShelterLateness = absl::Seconds(8);
 
 // Whether delayed execution `e` (running or waiting, of a job whose jitter
 // offset is `offset`, jitter_offset(job)) still lets a new run wait behind

@@ -7,7 +7,7 @@
 namespace chronos::sched {
 
 absl::Duration default_late_grace(absl::Duration election_timeout) {
-  return absl::Seconds(2) + 3 * election_timeout;
+  return std::max(absl::Seconds(5), absl::Seconds(2) + 3 * election_timeout);
 }
 
 namespace {

@@ -782,7 +782,9 @@ void Driver::on_attempt(const std::string& execution_id, dispatch::AttemptOutcom
   if (d.retry) {
     // The attempt just made is committed before the next one is sent.
     f.phase = Flight::Phase::kWaiting;
-    f.to_record = std::max(f.exec.attempts, o.attempt);
+    // Above what this attempt was and what any leader may have sent (an
+    // adopted attempt can be older than a re-dispatch another made).
+    f.to_record = std::max(f.exec.attempts + 1, o.attempt);
     f.redispatch = false;
     f.send_at = now_ + d.delay;
     arm(execution_id, now_);

@@ -30,7 +30,7 @@ A failing test lists every check that failed, with numbers.
 LATE_BOUND_S = 5 s: with the default election timeout T = 400 ms a new
 leader is in place within about 2T (4T when only the followers' answers are
 cut: they keep hearing the old leader until it steps down), and runs what
-nobody started while it is within scheduler.late_grace (2 s + 3T = 3.2 s);
+nobody started while it is within scheduler.late_grace (5 s by default);
 the quorum loss lasts 2 s. Measured lateness stays under 2 s; 5 s leaves
 room for two loaded cores. The kill test logs the failover figures as one
 line starting with "FAILOVER SUMMARY" (docs/failover.md).
