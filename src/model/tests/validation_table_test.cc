@@ -110,6 +110,8 @@ const BadBody kBadBodies[] = {
      "webhook.success_codes[1]", "ascending range"},
     {"SuccessRangeMalformed", R"({"webhook": {"success_codes": ["2xx"]}})",
      "webhook.success_codes[0]", "range string"},
+    {"SuccessRangeUpperBelowHundred", R"({"webhook": {"success_codes": ["200-099"]}})",
+     "webhook.success_codes[0]", "ascending range"},
     {"SuccessRangeBelowHundred", R"({"webhook": {"success_codes": ["020-299"]}})",
      "webhook.success_codes[0]", "between 100 and 599"},
     {"SuccessCodesEmpty", R"({"webhook": {"success_codes": []}})", "webhook.success_codes",
