@@ -7,7 +7,7 @@ Python 3 standard library only; used by bench/run.py:
     lines = table_lines(rows)  # [(figure, setup, value, p50, p99, max, note)]
 
 One 3-node cluster on 127.0.0.1 (tests/cluster/cluster_harness.Cluster,
-production Raft timeouts: heartbeat 100 ms, election 1 s, every other
+production Raft timeouts: heartbeat 50 ms, election 400 ms, every other
 setting default) and one local receiver, bench/receiver.cc
 (`chronos_bench_receiver`, built by `make bench`; CHRONOS_BENCH_RECEIVER
 overrides its path). Steps, in increasing order:

@@ -362,13 +362,8 @@ def failover_row(rows, key, config):
 
 
 def failover_rows(rows):
-    """With the production timeouts (election 1 s), and with
-    CHRONOS_BENCH_FAILOVER_500MS=1 also with the harness's (500 ms), which
-    tests/cluster uses (off by default: its ~40 s are what the 1M scale
-    row needs to fit the full run's budget)."""
+    """With the production timeouts (the binary's defaults)."""
     failover_row(rows, "failover", dict(PRODUCTION_RAFT))
-    if os.environ.get("CHRONOS_BENCH_FAILOVER_500MS", "") not in ("", "0"):
-        failover_row(rows, "failover_500ms", dict(ch.DEFAULT_CONFIG))
 
 
 # --- the table --------------------------------------------------------------
@@ -418,10 +413,8 @@ def table(rows):
                             + conn, rows["get_3"], "req/s"))
     out += lag.table_lines(rows)
     out += scale.table_lines(rows)
-    for key in ("failover", "failover_500ms"):
-        if key not in rows:
-            continue
-        f = rows[key]
+    if "failover" in rows:
+        f = rows["failover"]
         setup = "chronos 3 nodes, %d kill -9, election %s" % (
             f["kills"], f["election_timeout"])
         out.append(("failover: new leader", setup, "",

@@ -9,7 +9,7 @@ For each size N (CHRONOS_BENCH_SCALE_SIZES, comma-separated; default
 "100000,1000000", quick "10000"):
 
 1. A 3-node cluster (tests/cluster/cluster_harness.Cluster, production Raft
-   timeouts: heartbeat 100 ms, election 1 s, other settings default) and a
+   timeouts: heartbeat 50 ms, election 400 ms, other settings default) and a
    local webhook receiver (FastReceiver below).
 2. Load: one every-second probe job (`* * * * * *`, concurrency allow, to
    the receiver's /probe), then N jobs `scale-00000000` .. with schedule
