@@ -53,11 +53,22 @@ uint64_t fnv1a64(std::string_view bytes) {
   return h;
 }
 
-absl::Duration jitter_offset(const Job& job) {
-  int64_t jitter_ms = absl::ToInt64Milliseconds(job.jitter);
+namespace {
+
+absl::Duration jitter_offset(std::string_view id, absl::Duration jitter) {
+  int64_t jitter_ms = absl::ToInt64Milliseconds(jitter);
   if (jitter_ms <= 0) return absl::ZeroDuration();
-  return absl::Milliseconds(
-      static_cast<int64_t>(fnv1a64(job.id) % static_cast<uint64_t>(jitter_ms)));
+  return absl::Milliseconds(static_cast<int64_t>(fnv1a64(id) % static_cast<uint64_t>(jitter_ms)));
+}
+
+}  // namespace
+
+absl::Duration jitter_offset(const Job& job) { return jitter_offset(job.id, job.jitter); }
+absl::Duration jitter_offset(const JobTiming& job) { return jitter_offset(job.id, job.jitter); }
+
+JobTiming timing_of(const Job& job) {
+  return JobTiming{job.id,     job.version,    job.enabled, job.schedule,
+                   job.timezone, job.created_at, job.jitter};
 }
 
 }  // namespace chronos::model

@@ -90,6 +90,24 @@ struct Job {
   bool operator==(const Job&) const = default;
 };
 
+// What a scheduler needs to know of a job to tell when it fires next. The
+// store keeps one per job in its own key range, maintained by apply, so a
+// new leader builds its due queue without decoding every job
+// (store/README.md "Keyspace", c/).
+struct JobTiming {
+  std::string id;
+  int64_t version = 1;
+  bool enabled = true;
+  std::string schedule;
+  std::string timezone = "UTC";
+  absl::Time created_at = absl::UnixEpoch();
+  absl::Duration jitter = absl::ZeroDuration();
+
+  bool operator==(const JobTiming&) const = default;
+};
+
+JobTiming timing_of(const Job& job);
+
 // Server-side defaults applied to fields a request leaves out (SPEC §1, §7:
 // scheduler.missed_run_policy).
 struct JobDefaults {
@@ -101,6 +119,7 @@ struct JobDefaults {
 // Stable across processes, builds and restarts. A scheduled run fires at
 // its scheduled time plus this offset.
 absl::Duration jitter_offset(const Job& job);
+absl::Duration jitter_offset(const JobTiming& job);
 
 // FNV-1a 64-bit hash (exposed for tests).
 uint64_t fnv1a64(std::string_view bytes);

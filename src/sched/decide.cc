@@ -180,12 +180,27 @@ Plan plan_job(const model::Job& job, const cron::Schedule& schedule,
   return plan;
 }
 
-std::optional<absl::Time> next_fire_time(const model::Job& job, const cron::Schedule& schedule,
-                                         absl::Time last_scheduled) {
+namespace {
+
+template <typename JobLike>
+std::optional<absl::Time> fire_after(const JobLike& job, const cron::Schedule& schedule,
+                                     absl::Time last_scheduled) {
   if (!job.enabled) return std::nullopt;
   std::optional<absl::Time> t = schedule.next_after(std::max(last_scheduled, job.created_at));
   if (!t) return std::nullopt;
   return *t + jitter_offset(job);
+}
+
+}  // namespace
+
+std::optional<absl::Time> next_fire_time(const model::Job& job, const cron::Schedule& schedule,
+                                         absl::Time last_scheduled) {
+  return fire_after(job, schedule, last_scheduled);
+}
+
+std::optional<absl::Time> next_fire_time(const model::JobTiming& job, const cron::Schedule& schedule,
+                                         absl::Time last_scheduled) {
+  return fire_after(job, schedule, last_scheduled);
 }
 
 std::optional<absl::Time> next_fire_time(const model::Job& job, const cron::Schedule& schedule,

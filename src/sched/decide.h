@@ -109,6 +109,8 @@ Plan plan_job(const model::Job& job, const cron::Schedule& schedule,
 // The driver subtracts its lookahead itself.
 std::optional<absl::Time> next_fire_time(const model::Job& job, const cron::Schedule& schedule,
                                          absl::Time last_scheduled);
+std::optional<absl::Time> next_fire_time(const model::JobTiming& job, const cron::Schedule& schedule,
+                                         absl::Time last_scheduled);
 std::optional<absl::Time> next_fire_time(const model::Job& job, const cron::Schedule& schedule,
                                          const store::ScheduleState& state);
 

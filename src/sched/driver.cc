@@ -298,8 +298,8 @@ void Driver::deactivate(const char* why) {
 void Driver::rebuild() {
   queue_.clear();
   jobs_.clear();
-  auto st =
-      ports_.store->for_each_job([this](const model::Job& job, const store::ScheduleState& s) {
+  auto st = ports_.store->for_each_timing(
+      [this](const model::JobTiming& job, const store::ScheduleState& s) {
         refresh_job(job, s);
         return true;
       });
@@ -348,7 +348,7 @@ void Driver::redispatch_in_flight() {
 
 // ---- jobs ----
 
-void Driver::refresh_job(const model::Job& job, const store::ScheduleState& state) {
+void Driver::refresh_job(const model::JobTiming& job, const store::ScheduleState& state) {
   auto it = jobs_.find(job.id);
   absl::Time local = it == jobs_.end() ? absl::InfinitePast() : it->second.last_scheduled;
   bool pending = it != jobs_.end() && it->second.start_pending;
@@ -395,7 +395,7 @@ void Driver::drain_dirty() {
     }
     auto state = ports_.store->get_schedule_state(id);
     if (!state.ok()) continue;
-    refresh_job(*job, *state);
+    refresh_job(model::timing_of(*job), *state);
   }
 }
 

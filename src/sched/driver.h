@@ -231,7 +231,7 @@ class Driver {
   void redispatch_in_flight();
 
   // ---- jobs and starts ----
-  void refresh_job(const model::Job& job, const store::ScheduleState& state);
+  void refresh_job(const model::JobTiming& job, const store::ScheduleState& state);
   void drain_dirty();
   void schedule_due(absl::Time now);
   void start_manual(TriggerRequest request, StartedCallback started, absl::Time now);

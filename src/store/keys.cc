@@ -67,6 +67,7 @@ std::string version(std::string_view job_id, uint64_t version) {
 }
 
 std::string schedule(std::string_view job_id) { return concat(kSchedulePrefix, job_id); }
+std::string timing(std::string_view job_id) { return concat(kTimingPrefix, job_id); }
 
 std::string executions_prefix(std::string_view job_id) {
   return concat(kExecutionPrefix, job_id, "/");

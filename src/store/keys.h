@@ -16,7 +16,9 @@
 //   s/<job_id>                    schedule state (last_scheduled, running ids)
 //   e/<job_id>/<exec_id>          execution; exec ids are UUIDv7 (time-ordered)
 //   r/<exec_id>                   job id of an in-flight execution
+//   c/<job_id>                    the job's timing record (timing_record.h)
 //   m/applied_index, m/schema_version
+//   m/timing_index                the applied index the c/ records match
 //   m/member/<u64 BE raft id>     node registry record (name, addresses)
 //
 // Pure functions; no RocksDB types, so tests and other modules can use them.
@@ -28,8 +30,10 @@ inline constexpr std::string_view kVersionPrefix = "v/";
 inline constexpr std::string_view kSchedulePrefix = "s/";
 inline constexpr std::string_view kExecutionPrefix = "e/";
 inline constexpr std::string_view kRunningPrefix = "r/";
+inline constexpr std::string_view kTimingPrefix = "c/";
 inline constexpr std::string_view kAppliedIndex = "m/applied_index";
 inline constexpr std::string_view kSchemaVersion = "m/schema_version";
+inline constexpr std::string_view kTimingIndex = "m/timing_index";
 inline constexpr uint64_t kCurrentSchemaVersion = 1;
 inline constexpr std::string_view kMemberPrefix = "m/member/";
 
@@ -49,6 +53,7 @@ std::string schedule(std::string_view job_id);
 std::string executions_prefix(std::string_view job_id);
 std::string execution(std::string_view job_id, std::string_view execution_id);
 std::string running(std::string_view execution_id);
+std::string timing(std::string_view job_id);
 std::string member(uint64_t raft_id);
 
 // The smallest key greater than every key starting with `prefix` (its last

@@ -21,9 +21,11 @@
 #include "model/execution_codec.h"
 #include "model/job_codec.h"
 #include "nlohmann/json.hpp"
+#include "spdlog/spdlog.h"
 #include "store/keys.h"
 #include "store/snapshot_image.h"
 #include "store/store.h"
+#include "store/timing_record.h"
 
 namespace chronos::store {
 
@@ -412,6 +414,7 @@ Result<CommandEffect> apply_put(ApplyTxn& txn, const model::PutJob& cmd, int64_t
     txn.put(job_key, value);
     txn.put(name_key, job.id);
     txn.put(keys::version(job.id, static_cast<uint64_t>(job.version)), value);
+    txn.put(keys::timing(job.id), encode_timing_record(model::timing_of(job)));
     ++*job_delta;
     return CommandEffect(job);
   }
@@ -429,6 +432,7 @@ Result<CommandEffect> apply_put(ApplyTxn& txn, const model::PutJob& cmd, int64_t
   }
   txn.put(job_key, value);
   txn.put(keys::version(job.id, static_cast<uint64_t>(job.version)), value);
+  txn.put(keys::timing(job.id), encode_timing_record(model::timing_of(job)));
   return CommandEffect(job);
 }
 
@@ -457,6 +461,7 @@ Result<CommandEffect> apply_delete(ApplyTxn& txn, const model::DeleteJob& cmd, i
     if (txn.get(marker) == cmd.job_id) txn.del(marker);
   }
   txn.del(keys::schedule(cmd.job_id));
+  txn.del(keys::timing(cmd.job_id));
   for (const std::string& key : txn.keys_with_prefix(keys::executions_prefix(cmd.job_id))) {
     txn.del(key);
   }
@@ -778,6 +783,8 @@ class RocksStore final : public Store {
                                                        size_t limit) const override;
   Status for_each_job(
       const std::function<bool(const model::Job&, const ScheduleState&)>& fn) const override;
+  Status for_each_timing(const std::function<bool(const model::JobTiming&, const ScheduleState&)>&
+                             fn) const override;
   Result<std::vector<std::string>> executions_to_prune(std::string_view job_id, size_t keep_newest,
                                                        absl::Time completed_before,
                                                        size_t limit) const override;
@@ -821,6 +828,8 @@ Result<ApplyOutcome> RocksStore::apply(uint64_t index, const model::CommandBatch
     outcome.results.push_back(std::move(result));
   }
   txn.put(keys::kAppliedIndex, keys::encode_u64(index));
+  // The c/ records are in step with this index (see open()).
+  txn.put(keys::kTimingIndex, keys::encode_u64(index));
   if (txn.failed()) return txn.fatal();
 
   // sync=false: the Raft log is the durable record. A crash may lose the
@@ -1083,24 +1092,28 @@ Result<std::vector<MemberRecord>> RocksStore::list_members() const {
 
 // Cost: one pass over j/ and one over s/ side by side (both are in job id
 // order), decoding every job: O(jobs), for the leader's rebuild.
-Status RocksStore::for_each_job(
-    const std::function<bool(const model::Job&, const ScheduleState&)>& fn) const {
-  const std::string job_upper = keys::prefix_end(keys::kJobPrefix);
+// Walks the records under `prefix` (one per job, keyed by job id) with each
+// job's schedule state, at one snapshot; `decode(job_id, value)` turns a
+// record into what `fn` takes.
+template <typename T>
+Status walk_with_states(rocksdb::DB* db, std::string_view prefix,
+                        const std::function<Result<T>(std::string_view, std::string_view)>& decode,
+                        const std::function<bool(const T&, const ScheduleState&)>& fn) {
+  const std::string upper = keys::prefix_end(prefix);
   const std::string state_upper = keys::prefix_end(keys::kSchedulePrefix);
-  const rocksdb::Slice job_lower_slice = to_slice(keys::kJobPrefix);
-  const rocksdb::Slice job_upper_slice(job_upper);
+  const rocksdb::Slice lower_slice = to_slice(prefix);
+  const rocksdb::Slice upper_slice(upper);
   const rocksdb::Slice state_lower_slice = to_slice(keys::kSchedulePrefix);
   const rocksdb::Slice state_upper_slice(state_upper);
-  ReadView view(db_.get());
-  std::unique_ptr<rocksdb::Iterator> jobs =
-      view.range(db_.get(), &job_lower_slice, &job_upper_slice);
+  ReadView view(db);
+  std::unique_ptr<rocksdb::Iterator> records = view.range(db, &lower_slice, &upper_slice);
   std::unique_ptr<rocksdb::Iterator> states =
-      view.range(db_.get(), &state_lower_slice, &state_upper_slice);
+      view.range(db, &state_lower_slice, &state_upper_slice);
 
   states->SeekToFirst();
-  for (jobs->SeekToFirst(); jobs->Valid(); jobs->Next()) {
-    const std::string_view job_id = jobs->key().ToStringView().substr(keys::kJobPrefix.size());
-    CHRONOS_ASSIGN_OR_RETURN(model::Job job, decode_job(jobs->value().ToStringView()));
+  for (records->SeekToFirst(); records->Valid(); records->Next()) {
+    const std::string_view job_id = records->key().ToStringView().substr(prefix.size());
+    CHRONOS_ASSIGN_OR_RETURN(T record, decode(job_id, records->value().ToStringView()));
     // Skip states of ids below this one (none exist while the store is
     // consistent: a state is deleted with its job).
     while (states->Valid() &&
@@ -1112,11 +1125,24 @@ Status RocksStore::for_each_job(
         states->key().ToStringView().substr(keys::kSchedulePrefix.size()) == job_id) {
       CHRONOS_ASSIGN_OR_RETURN(state, decode_schedule_state(states->value().ToStringView()));
     }
-    if (!fn(job, state)) break;
+    if (!fn(record, state)) break;
   }
-  if (!jobs->status().ok()) return io_error("scan jobs", jobs->status());
+  if (!records->status().ok()) return io_error("scan jobs", records->status());
   if (!states->status().ok()) return io_error("scan schedule states", states->status());
   return ok_status();
+}
+
+Status RocksStore::for_each_job(
+    const std::function<bool(const model::Job&, const ScheduleState&)>& fn) const {
+  return walk_with_states<model::Job>(
+      db_.get(), keys::kJobPrefix,
+      [](std::string_view, std::string_view value) { return decode_job(value); }, fn);
+}
+
+Status RocksStore::for_each_timing(
+    const std::function<bool(const model::JobTiming&, const ScheduleState&)>& fn) const {
+  return walk_with_states<model::JobTiming>(db_.get(), keys::kTimingPrefix, decode_timing_record,
+                                            fn);
 }
 
 // Cost: one key-only pass over the job's executions to count them, then a
@@ -1189,6 +1215,47 @@ constexpr std::string_view kKeyspaceEnd = "\xff";
 // RocksDB's block cache (uncompressed data blocks); part of a node's RSS.
 constexpr size_t kBlockCacheBytes = 32u << 20;
 
+// c/ records are derived from j/ (timing_record.h). Apply keeps them in step
+// and records the index they match in m/timing_index; a store or image whose
+// marker differs from its applied index (written before c/ existed, or
+// applied to by such a build since) has them rebuilt from its jobs.
+Status put_timing_record(rocksdb::WriteBatch* batch, std::string_view job_key,
+                         std::string_view job_value) {
+  CHRONOS_ASSIGN_OR_RETURN(const model::Job job, decode_job(job_value));
+  const rocksdb::Status s =
+      batch->Put(to_slice(keys::timing(job_key.substr(keys::kJobPrefix.size()))),
+                 encode_timing_record(model::timing_of(job)));
+  if (!s.ok()) return io_error("batch put", s);
+  return ok_status();
+}
+
+// Whether an image's c/ records match its jobs (see put_timing_record).
+bool image_timing_current(const SnapshotImage& parsed) {
+  for (const auto& [key, value] : parsed.pairs) {
+    if (key == keys::kTimingIndex) return keys::decode_u64(value) == parsed.applied_index;
+  }
+  return false;
+}
+
+// Puts an image's pairs into `batch`, `keep` deciding which; with the c/
+// records rebuilt from its jobs when they do not match them.
+Status put_image_pairs(const SnapshotImage& parsed, rocksdb::WriteBatch* batch,
+                       const std::function<bool(std::string_view)>& keep) {
+  const bool timing_current = image_timing_current(parsed);
+  for (const auto& [key, value] : parsed.pairs) {
+    if (!keep(key)) continue;
+    if (!timing_current) {
+      if (key.starts_with(keys::kTimingPrefix) || key == keys::kTimingIndex) continue;
+      if (key.starts_with(keys::kJobPrefix)) {
+        CHRONOS_RETURN_IF_ERROR(put_timing_record(batch, key, value));
+      }
+    }
+    const rocksdb::Status s = batch->Put(to_slice(key), to_slice(value));
+    if (!s.ok()) return io_error("batch put", s);
+  }
+  return ok_status();
+}
+
 // The checks of a parsed image's pairs that come before any write (restore
 // and backup import): every key inside the keyspace, the body's applied
 // index equal to the header's, schema version 1. Returns the number of jobs
@@ -1217,12 +1284,12 @@ Status RocksStore::restore_snapshot(std::string_view image) {
   rocksdb::WriteBatch batch;
   rocksdb::Status s =
       batch.DeleteRange(db_->DefaultColumnFamily(), rocksdb::Slice(), to_slice(kKeyspaceEnd));
-  for (const auto& [key, value] : parsed.pairs) {
-    if (s.ok()) s = batch.Put(to_slice(key), to_slice(value));
-  }
-  // Both meta keys exist after a restore even if the image (an empty store's)
+  if (!s.ok()) return io_error("build restore batch", s);
+  CHRONOS_RETURN_IF_ERROR(put_image_pairs(parsed, &batch, [](std::string_view) { return true; }));
+  // The meta keys exist after a restore even if the image (an empty store's)
   // lacked them.
-  if (s.ok()) s = batch.Put(to_slice(keys::kAppliedIndex), keys::encode_u64(parsed.applied_index));
+  s = batch.Put(to_slice(keys::kAppliedIndex), keys::encode_u64(parsed.applied_index));
+  if (s.ok()) s = batch.Put(to_slice(keys::kTimingIndex), keys::encode_u64(parsed.applied_index));
   if (s.ok()) {
     s = batch.Put(to_slice(keys::kSchemaVersion), keys::encode_u64(keys::kCurrentSchemaVersion));
   }
@@ -1249,8 +1316,8 @@ Status RocksStore::import_backup(std::string_view image) {
   CHRONOS_ASSIGN_OR_RETURN(const SnapshotImage parsed, parse_snapshot_image(image));
   CHRONOS_ASSIGN_OR_RETURN(const uint64_t name_keys, check_image_pairs(parsed));
 
-  // Empty means what open() leaves in a new directory: the schema version
-  // and at most an applied index of 0. Anything else is some cluster's state,
+  // Empty means what open() leaves in a new directory: the schema version,
+  // the timing index and at most an applied index of 0. Anything else is some cluster's state,
   // which an import must not mix with another's.
   auto not_empty = [](std::string why) {
     return Error{ErrorCode::kAlreadyExists,
@@ -1264,7 +1331,8 @@ Status RocksStore::import_backup(std::string_view image) {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(view.options()));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       if (it->key() != to_slice(keys::kSchemaVersion) &&
-          it->key() != to_slice(keys::kAppliedIndex)) {
+          it->key() != to_slice(keys::kAppliedIndex) &&
+          it->key() != to_slice(keys::kTimingIndex)) {
         // Named by its kind only: the rest of a key may be binary.
         const std::string_view key = it->key().ToStringView();
         return not_empty("holds data (a key under " + std::string(key.substr(0, 2)) + ")");
@@ -1274,14 +1342,13 @@ Status RocksStore::import_backup(std::string_view image) {
   }
 
   rocksdb::WriteBatch batch;
-  rocksdb::Status s;
-  for (const auto& [key, value] : parsed.pairs) {
-    if (s.ok() && !key.starts_with(kMetaPrefix)) s = batch.Put(to_slice(key), to_slice(value));
-  }
+  CHRONOS_RETURN_IF_ERROR(put_image_pairs(
+      parsed, &batch, [](std::string_view key) { return !key.starts_with(kMetaPrefix); }));
   // Applied index 0: the new cluster's Raft log starts empty, and its first
   // entries must apply here (an index the store claims to have applied would
   // be skipped, and Raft refuses to start a store ahead of its log).
-  if (s.ok()) s = batch.Put(to_slice(keys::kAppliedIndex), keys::encode_u64(0));
+  rocksdb::Status s = batch.Put(to_slice(keys::kAppliedIndex), keys::encode_u64(0));
+  if (s.ok()) s = batch.Put(to_slice(keys::kTimingIndex), keys::encode_u64(0));
   if (s.ok()) {
     s = batch.Put(to_slice(keys::kSchemaVersion), keys::encode_u64(keys::kCurrentSchemaVersion));
   }
@@ -1294,6 +1361,40 @@ Status RocksStore::import_backup(std::string_view image) {
   if (!s.ok()) return io_error("import write", s);
 
   job_count_.store(name_keys);
+  return ok_status();
+}
+
+// Rebuilds every c/ record from the jobs when m/timing_index is not the
+// applied index (see put_timing_record): once after an upgrade from a
+// build without them, O(jobs).
+Status ensure_timing_records(rocksdb::DB* db, uint64_t applied_index) {
+  std::string value;
+  rocksdb::Status s = db->Get(rocksdb::ReadOptions(), to_slice(keys::kTimingIndex), &value);
+  if (s.ok() && keys::decode_u64(value) == applied_index) return ok_status();
+  if (!s.ok() && !s.IsNotFound()) return io_error("read timing index", s);
+  const std::string timing_upper = keys::prefix_end(keys::kTimingPrefix);
+  const std::string job_upper = keys::prefix_end(keys::kJobPrefix);
+  rocksdb::WriteBatch batch;
+  s = batch.DeleteRange(db->DefaultColumnFamily(), to_slice(keys::kTimingPrefix),
+                        rocksdb::Slice(timing_upper));
+  if (!s.ok()) return io_error("build timing rebuild", s);
+  const rocksdb::Slice upper_slice(job_upper);
+  rocksdb::ReadOptions options;
+  options.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(options));
+  uint64_t jobs = 0;
+  for (it->Seek(to_slice(keys::kJobPrefix)); it->Valid(); it->Next(), ++jobs) {
+    CHRONOS_RETURN_IF_ERROR(
+        put_timing_record(&batch, it->key().ToStringView(), it->value().ToStringView()));
+  }
+  if (!it->status().ok()) return io_error("scan jobs", it->status());
+  s = batch.Put(to_slice(keys::kTimingIndex), keys::encode_u64(applied_index));
+  if (!s.ok()) return io_error("build timing rebuild", s);
+  rocksdb::WriteOptions write_options;
+  write_options.sync = true;
+  s = db->Write(write_options, &batch);
+  if (!s.ok()) return io_error("write timing records", s);
+  if (jobs > 0) spdlog::info("store: timing records rebuilt for {} job(s)", jobs);
   return ok_status();
 }
 
@@ -1361,6 +1462,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir) {
   } else if (!s.IsNotFound()) {
     return io_error("read applied index", s);
   }
+  CHRONOS_RETURN_IF_ERROR(ensure_timing_records(db.get(), applied_index));
   CHRONOS_ASSIGN_OR_RETURN(const uint64_t job_count, count_jobs(db.get()));
   return std::unique_ptr<Store>(
       std::make_unique<RocksStore>(std::move(db), applied_index, job_count));

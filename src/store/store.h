@@ -175,6 +175,10 @@ class Store {
   // scheduler's rebuild on gaining leadership (O(jobs), off the hot path).
   virtual Status for_each_job(
       const std::function<bool(const model::Job&, const ScheduleState&)>& fn) const = 0;
+  // The same over the jobs' timing records (c/, kept by apply): what the
+  // scheduler's rebuild reads, without decoding whole jobs.
+  virtual Status for_each_timing(
+      const std::function<bool(const model::JobTiming&, const ScheduleState&)>& fn) const = 0;
   // Terminal executions of a job, oldest first, beyond which retention
   // applies: everything except the newest `keep_newest`, plus those that
   // completed before `completed_before` (InfinitePast = no age bound; an

@@ -115,6 +115,7 @@ TEST_F(BackupTest, ImportedKeyspaceIsTheImageMinusMeta) {
   expected.emplace_back(std::string(keys::kAppliedIndex), keys::encode_u64(0));
   expected.emplace_back(std::string(keys::kSchemaVersion),
                         keys::encode_u64(keys::kCurrentSchemaVersion));
+  expected.emplace_back(std::string(keys::kTimingIndex), keys::encode_u64(0));
   std::sort(expected.begin(), expected.end());  // an image is in key order
   EXPECT_EQ(pairs_of(after), expected);
 }
@@ -154,7 +155,8 @@ TEST_F(BackupTest, OldClusterRegistryAndOtherMetaAreDropped) {
     if (k.starts_with("m/")) meta.push_back(k);
   }
   EXPECT_EQ(meta, (std::vector<std::string>{std::string(keys::kAppliedIndex),
-                                            std::string(keys::kSchemaVersion)}));
+                                            std::string(keys::kSchemaVersion),
+                                            std::string(keys::kTimingIndex)}));
   EXPECT_EQ(*target_->get_job("job-a"), *store_->get_job("job-a"));
 }
 
