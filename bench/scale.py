@@ -1037,8 +1037,9 @@ def table_lines(rows):
             out.append(("scale: restart to leader", setup + ", %d restarts"
                         % n, "", "%.2f s" % rs["leader_s"]["p50"], "",
                         "%.2f s" % rs["leader_s"]["max"],
-                        "nodes up (log) %s s; election timeout 1s" % _fmt(
-                            rs.get("nodes_up_s", {}).get("p50"), "%.2f")))
+                        "nodes up (log) %s s; election timeout %s" % (_fmt(
+                            rs.get("nodes_up_s", {}).get("p50"), "%.2f"),
+                            PRODUCTION_RAFT["cluster.raft.election_timeout"])))
         if "list" in r:
             li = r["list"]
 
