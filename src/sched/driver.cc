@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "base/strings.h"
 #include "dispatch/backoff.h"
 #include "model/job_codec.h"
@@ -235,14 +236,22 @@ void Driver::note_applied(const AppliedNote& note) {
   }
   for (const auto& id : note.ended) {
     auto f = flights_.find(id);
+    // Ended before its own start entry was reported committed (see below):
+    // on_start_committed must not send it.
+    if (f == flights_.end() && proposed_.count(id) != 0) ended_early_.insert(id);
     if (f == flights_.end() || f->second.phase == Flight::Phase::kFinishing) continue;
     // Ended by someone else (a cancel, a replace): stop its attempt.
     if (f->second.phase == Flight::Phase::kSending) ports_.targets->cancel(id);
     flights_.erase(f);
   }
   // Waiting runs whose turn came: sent now (never before their fire time).
+  // The promotion is committed, so it is sent even when the run's own start
+  // entry has not been reported committed yet: libraft may report a batch
+  // of applied entries before the callbacks of their proposals (0.22 does),
+  // and that report (on_start_committed) lists only the runs that started
+  // at once, not one that waited and has been promoted since.
   for (const model::Execution& e : note.started) {
-    if (owns(e.id)) continue;
+    if (flights_.count(e.id) != 0) continue;
     auto job = ports_.store->get_job(e.job_id);
     if (!job.ok()) continue;
     trace(str_cat("promoted ", e.job_id, "#", e.id, " t=", when(e.scheduled_time)));
@@ -275,6 +284,7 @@ void Driver::deactivate(const char* why) {
   dirty_.clear();
   dirty_all_ = false;
   proposed_.clear();
+  ended_early_.clear();
   timers_ = {};
   waiting_for_lease_ = false;
   // Runs not yet sent and results not yet committed are left to the next
@@ -601,6 +611,10 @@ void Driver::on_start_committed(const Pending& pending, Result<store::ApplyOutco
     return;
   }
   for (const auto& id : pending.execution_ids) proposed_.erase(id);
+  // What ended early and was not started by this entry is no concern now.
+  auto clear_ended_early = absl::MakeCleanup([&] {
+    for (const auto& id : pending.execution_ids) ended_early_.erase(id);
+  });
   for (const auto& id : pending.job_ids) {
     auto it = jobs_.find(id);
     if (it == jobs_.end()) continue;
@@ -646,7 +660,7 @@ void Driver::on_start_committed(const Pending& pending, Result<store::ApplyOutco
   std::string started;
   for (const model::Execution& e : items->started) {
     auto job = pending.jobs.find(e.job_id);
-    if (job == pending.jobs.end()) continue;
+    if (job == pending.jobs.end() || ended_early_.count(e.id) != 0) continue;
     started += str_cat(" ", e.job_id, "#", e.id);
     fly(e, job->second, std::max(now_, earliest_send(e, job->second)));
   }

@@ -307,6 +307,10 @@ class Driver {
   uint64_t timer_seq_ = 0;
   // Executions whose start or re-dispatch is proposed, not yet committed.
   std::unordered_set<std::string> proposed_;
+  // Proposed starts whose end was applied before their start entry was
+  // reported committed (libraft may report applies before the proposals'
+  // callbacks); a subset of proposed_.
+  std::unordered_set<std::string> ended_early_;
 
   std::deque<model::ExecutionResult> results_;
   absl::Time oldest_result_;

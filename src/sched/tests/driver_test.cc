@@ -31,16 +31,24 @@ class StepLog final : public LogPort {
     pending_.push_back({std::move(batch), std::move(done)});
   }
   // Commits every pending proposal, in order; the apply hook runs first, as
-  // in raft/.
+  // in raft/. With `callbacks_after_batch` every entry is applied (and
+  // reported to the driver) before any proposal's callback runs, which is
+  // the order libraft 0.22 reports them in.
   void commit_all() {
+    std::vector<std::pair<Done, Result<store::ApplyOutcome>>> later;
     while (!pending_.empty()) {
       auto [batch, done] = std::move(pending_.front());
       pending_.pop_front();
       auto outcome = store_->apply(++index_, batch);
       CHRONOS_CHECK(outcome.ok()) << outcome.error().message;
       if (Input in = Driver::applied(batch, *outcome)) (*post_)(std::move(in));
-      done(std::move(outcome));
+      if (callbacks_after_batch) {
+        later.emplace_back(std::move(done), std::move(outcome));
+      } else {
+        done(std::move(outcome));
+      }
     }
+    for (auto& [done, outcome] : later) done(std::move(outcome));
   }
   // Applies `batch` as if another node had proposed it.
   void apply_now(model::CommandBatch batch) {
@@ -55,6 +63,7 @@ class StepLog final : public LogPort {
 
   Leadership leadership_{true, true, 1, absl::InfiniteDuration()};
   absl::Duration wanted_until_ = -absl::InfiniteDuration();
+  bool callbacks_after_batch = false;
 
  private:
   store::Store* store_;
@@ -294,6 +303,48 @@ TEST_F(DriverTest, AWaitingRunIsSentWhenTheRunAheadOfItsResultCommits) {
   ASSERT_EQ(targets_.sent.size(), 2u);
   EXPECT_EQ(targets_.sent[1].attempt.execution.id, waiting);
   EXPECT_EQ(stored(waiting).status, model::ExecutionStatus::kRunning);
+}
+
+// libraft may report a batch of applied entries before the callbacks of
+// their proposals: the promotion of a waiting run then reaches the driver
+// before the report that its own start committed (which lists only runs
+// that started at once). It is sent all the same.
+TEST_F(DriverTest, ARunPromotedBeforeItsStartIsReportedCommittedIsStillSent) {
+  every_second_job(model::Concurrency::kBufferOne);
+  advance_to(kT0 + absl::Seconds(1));
+  ASSERT_EQ(targets_.sent.size(), 1u);  // exec-1, still going
+  clock_.advance(absl::Seconds(1));
+  turn();  // proposes exec-2's start (it will wait behind exec-1)
+  targets_.answer(0, AttemptKind::kSuccess, 200);
+  turn();
+  clock_.advance(absl::Milliseconds(10));
+  turn();  // proposes exec-1's result, which promotes exec-2
+  ASSERT_EQ(log_->pending().size(), 2u);
+  log_->callbacks_after_batch = true;
+  settle();
+  ASSERT_EQ(targets_.sent.size(), 2u);
+  EXPECT_EQ(targets_.sent[1].attempt.execution.id, "exec-2");
+}
+
+// ... and a run whose end is applied before its start is reported committed
+// is not sent.
+TEST_F(DriverTest, ARunEndedBeforeItsStartIsReportedCommittedIsNotSent) {
+  every_second_job(model::Concurrency::kAllow);
+  clock_.advance(absl::Milliseconds(600));
+  turn();  // proposes exec-1's start ahead of its fire time
+  ASSERT_EQ(log_->pending().size(), 1u);
+  model::ExecutionResult cancel;
+  cancel.job_id = "job-1";
+  cancel.execution_id = "exec-1";
+  cancel.status = model::ExecutionStatus::kCancelled;
+  cancel.completed_at = clock_.now();
+  log_->propose(model::CommandBatch{{model::FinishExecutions{{cancel}}}},
+                [](Result<store::ApplyOutcome>) {});
+  log_->callbacks_after_batch = true;
+  settle();
+  EXPECT_EQ(stored("exec-1").status, model::ExecutionStatus::kCancelled);
+  advance_to(kT0 + absl::Seconds(1) + absl::Milliseconds(100));
+  for (const auto& s : targets_.sent) EXPECT_NE(s.attempt.execution.id, "exec-1");
 }
 
 }  // namespace
