@@ -35,7 +35,8 @@ build: deps $(BUILD_DIR)/build.ninja
 
 $(ASAN_DIR)/build.ninja:
 	cmake -S . -B $(ASAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCHRONOS_WERROR=$(WERROR) \
-	  -DCHRONOS_SANITIZE=ON -DCHRONOS_UNIT_ONLY=ON
+	  -DCHRONOS_SANITIZE=ON -DCHRONOS_UNIT_ONLY=ON \
+	  -DCHRONOS_RAFT_PREFIX=/opt/chronos-deps/raft-0.22.1-asan
 
 build-asan: deps $(ASAN_DIR)/build.ninja
 	cmake --build $(ASAN_DIR) -j $(JOBS)

@@ -10,8 +10,10 @@ set -euo pipefail
 PACKAGES=(
   # toolchain
   build-essential cmake ninja-build pkg-config ccache clang libclang-rt-14-dev
-  # consensus and storage
-  libraft-dev libuv1-dev librocksdb-dev zlib1g-dev
+  # consensus and storage (libraft itself: build-libraft.sh, below)
+  libuv1-dev liblz4-dev librocksdb-dev zlib1g-dev
+  # building libraft 0.22.1 from Debian's source package
+  dpkg-dev autoconf automake libtool
   # allocator of the chronos binary
   libjemalloc-dev
   # API server, HTTP client, crypto
@@ -35,6 +37,17 @@ for arg in "$@"; do
   esac
 done
 
+# libraft 0.22.1 from Debian's source, twice: the build's and, instrumented,
+# the ASan+UBSan build's (docs/architecture.md, "libraft 0.22.1, built from
+# Debian's source"). No-ops once installed.
+build_libraft() {
+  local here
+  here=$(dirname "$0")
+  bash "$here/build-libraft.sh" /opt/chronos-deps/raft-0.22.1
+  CHRONOS_RAFT_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer" \
+    bash "$here/build-libraft.sh" /opt/chronos-deps/raft-0.22.1-asan
+}
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -43,6 +56,7 @@ for p in "${PACKAGES[@]}"; do
 done
 
 if [ ${#missing[@]} -eq 0 ]; then
+  build_libraft
   exit 0
 fi
 
@@ -56,3 +70,4 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
+build_libraft

@@ -1,11 +1,13 @@
 #include "model/command.h"
 
+#include <cstdint>
 #include <cstring>
 #include <exception>
 #include <limits>
 #include <type_traits>
 
 #include "base/bytes.h"
+#include "base/check.h"
 #include "base/strings.h"
 #include "model/execution_codec.h"
 #include "model/job_codec.h"
@@ -438,6 +440,29 @@ std::string encode_batch(const CommandBatch& batch) {
     put_u32_le(out, static_cast<uint32_t>(payload.size()));
     out.append(reinterpret_cast<const char*>(payload.data()), payload.size());
   }
+  return out;
+}
+
+std::string concat_encoded_batches(const std::vector<std::string_view>& parts) {
+  constexpr size_t kHeader = kMagic.size() + 1 + 4;
+  size_t size = kHeader;
+  uint64_t count = 0;
+  for (std::string_view part : parts) {
+    CHRONOS_CHECK(part.size() >= kHeader && part.substr(0, kMagic.size()) == kMagic)
+        << "concat_encoded_batches: a part is not an encoded batch";
+    uint32_t n = 0;
+    for (int i = 0; i < 4; ++i) {
+      n |= static_cast<uint32_t>(static_cast<uint8_t>(part[kMagic.size() + 1 + i])) << (8 * i);
+    }
+    count += n;
+    size += part.size() - kHeader;
+  }
+  CHRONOS_CHECK(count <= UINT32_MAX) << "concat_encoded_batches: too many commands";
+  std::string out(kMagic);
+  out.reserve(size);
+  out.push_back(static_cast<char>(kFormatVersion));
+  put_u32_le(out, static_cast<uint32_t>(count));
+  for (std::string_view part : parts) out.append(part.substr(kHeader));
   return out;
 }
 

@@ -163,4 +163,9 @@ struct CommandBatch {
 std::string encode_batch(const CommandBatch& batch);
 Result<CommandBatch> decode_batch(std::string_view bytes);
 
+// Group commit: one encoded batch holding the commands of `parts` (each
+// from encode_batch) in order, without decoding them. Applying it has the
+// effects of applying the parts one after another.
+std::string concat_encoded_batches(const std::vector<std::string_view>& parts);
+
 }  // namespace chronos::model

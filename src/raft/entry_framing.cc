@@ -5,11 +5,11 @@
 
 namespace chronos::raft {
 
-struct raft_buffer frame_entry(std::string_view payload) {
-  struct raft_buffer buf;
+cr_buffer frame_entry(std::string_view payload) {
+  cr_buffer buf;
   size_t len = 4 + payload.size();
   buf.len = (len + 7) / 8 * 8;
-  buf.base = raft_malloc(buf.len);
+  buf.base = cr_malloc(buf.len);
   if (buf.base == nullptr) return buf;
   auto* out = static_cast<uint8_t*>(buf.base);
   uint32_t n = static_cast<uint32_t>(payload.size());
@@ -28,19 +28,19 @@ std::string_view unframe_entry(std::string_view framed) {
   return framed.substr(4, n);
 }
 
-std::string_view unframe_entry(const struct raft_buffer& buf) {
+std::string_view unframe_entry(const cr_buffer& buf) {
   return unframe_entry(std::string_view(static_cast<const char*>(buf.base), buf.len));
 }
 
-int image_to_snapshot_buffers(std::string_view image, struct raft_buffer* bufs[],
+int image_to_snapshot_buffers(std::string_view image, cr_buffer* bufs[],
                               unsigned* n_bufs) {
-  auto* arr = static_cast<struct raft_buffer*>(raft_malloc(sizeof(struct raft_buffer)));
-  if (arr == nullptr) return RAFT_NOMEM;
+  auto* arr = static_cast<cr_buffer*>(cr_malloc(sizeof(cr_buffer)));
+  if (arr == nullptr) return CR_NOMEM;
   arr[0].len = image.size();
-  arr[0].base = raft_malloc(arr[0].len);
+  arr[0].base = cr_malloc(arr[0].len);
   if (arr[0].base == nullptr) {
-    raft_free(arr);
-    return RAFT_NOMEM;
+    cr_free(arr);
+    return CR_NOMEM;
   }
   std::memcpy(arr[0].base, image.data(), arr[0].len);
   *bufs = arr;
@@ -48,13 +48,8 @@ int image_to_snapshot_buffers(std::string_view image, struct raft_buffer* bufs[]
   return 0;
 }
 
-void free_snapshot_buffers(struct raft_buffer* bufs[], unsigned* n_bufs) {
-  if (*bufs != nullptr) {
-    for (unsigned i = 0; i < *n_bufs; ++i) raft_free((*bufs)[i].base);
-    raft_free(*bufs);
-  }
-  *bufs = nullptr;
-  *n_bufs = 0;
+void free_snapshot_buffers(cr_buffer* bufs, unsigned n) {
+  for (unsigned i = 0; i < n; ++i) cr_free(bufs[i].base);
 }
 
 }  // namespace chronos::raft

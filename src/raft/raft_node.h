@@ -46,6 +46,13 @@ struct RaftConfig {
   // lower it to see pacing on a small store.
   uint64_t paced_snapshot_bytes = 8ull << 20;
   size_t max_pending_proposals = 4096;  // proposals admitted and not yet completed
+  // Group commit: proposals queued while this many entries of the leader's
+  // are appended and not yet applied wait, then go out together as one
+  // entry (raft_node.cc drain_queue). It also bounds what commits at once,
+  // which every member then applies in one go on its loop thread (with
+  // groups of at most 128 commands: a few hundred commands); 2 overlaps
+  // the disk write of one entry with the replication of the other.
+  unsigned max_inflight_entries = 2;
   // Called on the loop thread after every entry is applied to the store
   // (proposed here or not, leader or follower; not for skipped replays),
   // with what apply did. Must return at once: record what changed and hand

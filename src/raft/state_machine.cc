@@ -10,6 +10,16 @@ StateMachine::StateMachine(store::Store* store, AppliedHook on_applied)
 
 std::unique_ptr<store::ApplyOutcome> StateMachine::apply(uint64_t index, std::string_view entry,
                                                          bool keep_outcome) {
+  if (index <= store_->applied_index()) {
+    // A replay after restart (the store already holds it): skipped without
+    // decoding, since a restart replays every entry kept behind the last
+    // snapshot (tens of thousands on a large store).
+    if (!keep_outcome) return nullptr;
+    auto skipped = std::make_unique<store::ApplyOutcome>();
+    skipped->index = index;
+    skipped->skipped = true;
+    return skipped;
+  }
   auto batch = model::decode_batch(unframe_entry(entry));
   CHRONOS_CHECK(batch.ok()) << "undecodable log entry " << index << ": " << batch.error().message;
   auto outcome = store_->apply(index, *batch);

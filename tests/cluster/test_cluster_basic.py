@@ -87,14 +87,17 @@ class BasicClusterTest(ch.ClusterTestCase):
                     self.assertEqual(m["state"], "follower", info)
                 # A follower hears from the leader every heartbeat (50 ms)
                 # and knows when it last did; the leader knows, per member,
-                # whether it answered within the election timeout and how
-                # far its log is replicated there.
+                # whether it answered within the election timeout, when it
+                # last heard from it and how far its log is replicated there.
                 if node is not self.leader and n is self.leader:
                     self.assertIsInstance(m["last_contact_ms"], int, info)
                     self.assertLess(m["last_contact_ms"], 5000, info)
                 if node is self.leader:
                     self.assertIs(m["reachable"], True, info)
                     self.assertIsInstance(m["match_index"], int, info)
+                    if n is not node:
+                        self.assertIsInstance(m["last_contact_ms"], int, info)
+                        self.assertLess(m["last_contact_ms"], 5000, info)
             self.assertEqual([m["id"] for m in members if m["is_leader"]],
                              [self.leader.node_id], info)
 

@@ -11,17 +11,16 @@ namespace chronos::sim {
 namespace {
 
 Error raft_error(int rv, std::string_view what) {
-  if (rv == RAFT_NOTLEADER || rv == RAFT_LEADERSHIPLOST) {
-    return Error{ErrorCode::kNoLeader, str_cat(what, ": ", raft_strerror(rv)), {}};
+  if (rv == CR_NOTLEADER || rv == CR_LEADERSHIPLOST) {
+    return Error{ErrorCode::kNoLeader, str_cat(what, ": ", cr_strerror(rv)), {}};
   }
-  return Error{ErrorCode::kUnavailable, str_cat(what, ": ", raft_strerror(rv)), {}};
+  return Error{ErrorCode::kUnavailable, str_cat(what, ": ", cr_strerror(rv)), {}};
 }
 
 }  // namespace
 
-// One raft_apply in flight; owned by libraft's request until on_apply_done.
+// One raft_apply in flight; owned by the request until on_apply_done.
 struct Cluster::Proposal {
-  struct raft_apply req {};
   Server* server = nullptr;
   uint64_t generation = 0;
   bool bound = true;
@@ -33,36 +32,32 @@ struct Cluster::Proposal {
 // A barrier the LeadershipTracker asked for; owned by the request until it
 // completes.
 struct Cluster::Barrier {
-  struct raft_barrier req {};
   Server* server = nullptr;
   uint64_t generation = 0;
   uint64_t term = 0;
   absl::Duration proposed_at;
 };
 
-// One append handed to the fixture's io on behalf of libraft's request.
-struct Cluster::Append {
-  struct raft_io_append req {};
-  struct raft_io_append* orig = nullptr;
-  raft_io_append_cb orig_cb = nullptr;
-  Server* server = nullptr;
-  unsigned n = 0;
-};
-
 Result<std::unique_ptr<Cluster>> Cluster::create(ClusterOptions options, AppliedHook on_applied) {
   const auto n = static_cast<unsigned>(options.stores.size());
-  CHRONOS_CHECK(n >= 1 && n <= RAFT_FIXTURE_MAX_SERVERS)
-      << "a fixture holds 1.." << RAFT_FIXTURE_MAX_SERVERS << " servers";
+  CHRONOS_CHECK(n >= 1 && n <= SF_MAX_SERVERS)
+      << "a fixture holds 1.." << SF_MAX_SERVERS << " servers";
   CHRONOS_CHECK(options.clock != nullptr) << "the cluster needs the processes' clock";
   std::unique_ptr<Cluster> c(new Cluster());
   c->on_applied_ = std::move(on_applied);
   c->clock_ = options.clock;
   c->election_timeout_ms_ = options.election_timeout_ms;
-  // libraft 0.15 reads fields of the fixture before setting them.
-  std::memset(&c->fixture_, 0, sizeof c->fixture_);
-  int rv = raft_fixture_initialize(&c->fixture_);
-  if (rv != 0) return Error::internal(str_cat("raft_fixture_initialize: ", raft_strerror(rv)));
-  c->fixture_open_ = true;
+  c->fixture_ = sf_create();
+  if (c->fixture_ == nullptr) return Error::internal("raft_fixture_initialize: out of memory");
+  c->trace_ = std::move(options.trace);
+  sf_set_trace(
+      c->fixture_,
+      [](void* data, unsigned i, const char* message) {
+        auto* self = static_cast<Cluster*>(data);
+        if (self->trace_) self->trace_(i, message);
+      },
+      c.get());
+  int rv = 0;
 
   for (unsigned i = 0; i < n; ++i) {
     auto s = std::make_unique<Server>();
@@ -79,40 +74,26 @@ Result<std::unique_ptr<Cluster>> Cluster::create(ClusterOptions options, Applied
         });
     s->leadership =
         std::make_unique<raft::LeadershipTracker>(absl::Milliseconds(options.election_timeout_ms));
-    s->fsm.version = 2;  // the fixture's io has no async_work, which version 3 needs
-    s->fsm.data = s.get();
-    s->fsm.apply = &Cluster::fsm_apply;
-    s->fsm.snapshot = &Cluster::fsm_snapshot;
-    s->fsm.snapshot_finalize = &Cluster::fsm_snapshot_finalize;
-    s->fsm.restore = &Cluster::fsm_restore;
-    rv = raft_fixture_grow(&c->fixture_, &s->fsm);
-    if (rv != 0) return Error::internal(str_cat("raft_fixture_grow: ", raft_strerror(rv)));
-    s->raft = raft_fixture_get(&c->fixture_, i);
-    // libraft keeps its struct raft in io->data; ours goes in raft->data.
-    s->raft->data = s.get();
-    struct raft_io* io = &c->fixture_.servers[i].io;
-    s->fixture_append = io->append;
-    s->fixture_truncate = io->truncate;
-    io->append = &Cluster::io_append;
-    io->truncate = &Cluster::io_truncate;
-    raft_set_heartbeat_timeout(
-        s->raft, i < options.heartbeat_timeout_ms.size() ? options.heartbeat_timeout_ms[i] : 100);
-    raft_set_election_timeout(s->raft, options.election_timeout_ms);
-    raft_set_snapshot_threshold(s->raft, options.snapshot_threshold);
-    raft_set_snapshot_trailing(s->raft, options.snapshot_trailing);
-    raft_set_pre_vote(s->raft, true);
+    s->fsm = cr_fsm{s.get(), &Cluster::fsm_apply, &Cluster::fsm_snapshot, nullptr,
+                    &Cluster::fsm_snapshot_finalize, &Cluster::fsm_restore};
+    rv = sf_grow(c->fixture_, &s->fsm);
+    if (rv != 0) return Error::internal(str_cat("raft_fixture_grow: ", cr_strerror(rv)));
+    sf_configure(c->fixture_, i,
+                 i < options.heartbeat_timeout_ms.size() ? options.heartbeat_timeout_ms[i] : 100,
+                 options.election_timeout_ms, options.snapshot_threshold,
+                 options.snapshot_trailing);
+    sf_set_randomized_election_timeout(c->fixture_, i,
+                                       i < options.first_election_timeout_ms.size()
+                                           ? options.first_election_timeout_ms[i]
+                                           : options.election_timeout_ms);
     c->servers_.push_back(std::move(s));
     c->sides_.push_back(0);
   }
 
-  struct raft_configuration conf;
-  rv = raft_fixture_configuration(&c->fixture_, n, &conf);
-  if (rv == 0) rv = raft_fixture_bootstrap(&c->fixture_, &conf);
-  raft_configuration_close(&conf);
-  if (rv != 0) return Error::internal(str_cat("bootstrap: ", raft_strerror(rv)));
-  for (auto& s : c->servers_) s->persisted = 1;  // the bootstrap configuration entry
-  rv = raft_fixture_start(&c->fixture_);
-  if (rv != 0) return Error::internal(str_cat("raft_fixture_start: ", raft_strerror(rv)));
+  rv = sf_bootstrap(c->fixture_);
+  if (rv != 0) return Error::internal(str_cat("bootstrap: ", cr_strerror(rv)));
+  rv = sf_start(c->fixture_);
+  if (rv != 0) return Error::internal(str_cat("raft_fixture_start: ", cr_strerror(rv)));
   return c;
 }
 
@@ -120,27 +101,26 @@ Cluster::~Cluster() {
   // raft_fixture_close completes pending requests with errors; nobody is
   // left to hear about them.
   closing_ = true;
-  if (fixture_open_) raft_fixture_close(&fixture_);
+  if (fixture_ != nullptr) sf_destroy(fixture_);
   servers_.clear();
 }
 
-uint64_t Cluster::now_ms() const { return fixture_.time; }
+uint64_t Cluster::now_ms() const { return sf_time(fixture_); }
 
-void Cluster::step() { raft_fixture_step(&fixture_); }
-
-struct raft* Cluster::raft(unsigned i) {
-  return servers_[i]->raft;
-}
+void Cluster::step() { sf_step(fixture_); }
 
 store::Store& Cluster::store(unsigned i) { return *servers_[i]->store; }
 
-bool Cluster::alive(unsigned i) const {
-  return raft_fixture_alive(const_cast<struct raft_fixture*>(&fixture_), i);
-}
+int Cluster::state(unsigned i) { return sf_state(fixture_, i); }
+uint64_t Cluster::last_index(unsigned i) { return sf_last_index(fixture_, i); }
+uint64_t Cluster::commit_index(unsigned i) { return sf_commit_index(fixture_, i); }
+uint64_t Cluster::last_applied(unsigned i) { return sf_last_applied(fixture_, i); }
 
-bool Cluster::is_leader(unsigned i) { return raft_state(raft(i)) == RAFT_LEADER; }
+bool Cluster::alive(unsigned i) const { return sf_alive(fixture_, i); }
 
-uint64_t Cluster::term(unsigned i) { return raft(i)->current_term; }
+bool Cluster::is_leader(unsigned i) { return state(i) == CR_LEADER; }
+
+uint64_t Cluster::term(unsigned i) { return sf_term(fixture_, i); }
 
 bool Cluster::caught_up(unsigned i) {
   return is_leader(i) && servers_[i]->leadership->caught_up(term(i));
@@ -161,31 +141,30 @@ void Cluster::refresh(unsigned i) {
     return;
   }
   auto* b = new Barrier;
-  b->req.data = b;
   b->server = &s;
   b->generation = s.generation;
   b->term = term(i);
   b->proposed_at = now;
-  if (raft_barrier(s.raft, &b->req, &Cluster::on_barrier_done) != 0) {
+  if (sf_barrier(fixture_, i, b, &Cluster::on_barrier_done) != 0) {
     delete b;
     s.leadership->barrier_done(term(i), now, false);  // asked for again on the next refresh
   }
 }
 
-void Cluster::on_barrier_done(struct raft_barrier* req, int status) {
-  std::unique_ptr<Barrier> b(static_cast<Barrier*>(req->data));
+void Cluster::on_barrier_done(void* data, int status) {
+  std::unique_ptr<Barrier> b(static_cast<Barrier*>(data));
   Server& s = *b->server;
   if (s.cluster->closing_ || b->generation != s.generation) return;
   s.leadership->barrier_done(b->term, b->proposed_at, status == 0);
 }
 
 void Cluster::kill(unsigned i) {
-  raft_fixture_kill(&fixture_, i);
+  sf_kill(fixture_, i);
   apply_links();
 }
 
 void Cluster::revive(unsigned i) {
-  raft_fixture_revive(&fixture_, i);
+  sf_revive(fixture_, i);
   apply_links();
 }
 
@@ -209,9 +188,9 @@ void Cluster::apply_links() {
     for (unsigned j = 0; j < size(); ++j) {
       if (i == j) continue;
       bool up = alive(i) && alive(j) && sides_[i] == sides_[j];
-      bool saturated = raft_fixture_saturated(&fixture_, i, j);
-      if (up && saturated) raft_fixture_desaturate(&fixture_, i, j);
-      if (!up && !saturated) raft_fixture_saturate(&fixture_, i, j);
+      bool saturated = sf_saturated(fixture_, i, j);
+      if (up && saturated) sf_desaturate(fixture_, i, j);
+      if (!up && !saturated) sf_saturate(fixture_, i, j);
     }
   }
 }
@@ -231,12 +210,14 @@ bool Cluster::majority_live() const {
 }
 
 void Cluster::set_network_latency(unsigned i, unsigned ms) {
-  raft_fixture_set_network_latency(&fixture_, i, ms);
+  sf_set_network_latency(fixture_, i, ms);
 }
 
 void Cluster::set_randomized_election_timeout(unsigned i, unsigned ms) {
-  raft_fixture_set_randomized_election_timeout(&fixture_, i, ms);
+  sf_set_randomized_election_timeout(fixture_, i, ms);
 }
+
+uint64_t Cluster::next_timeout(unsigned i) { return sf_next_timeout(fixture_, i); }
 
 void Cluster::propose(unsigned i, const model::CommandBatch& batch, ProposeCallback cb,
                       bool bound_to_process) {
@@ -252,132 +233,88 @@ void Cluster::propose(unsigned i, const model::CommandBatch& batch, ProposeCallb
     cb(Error{ErrorCode::kNoLeader, "this node is not the leader", {}});
     return;
   }
-  struct raft_buffer buf = raft::frame_entry(entry);
+  cr_buffer buf = raft::frame_entry(entry);
   CHRONOS_CHECK(buf.base != nullptr) << "out of memory framing an entry";
   auto p = std::make_unique<Proposal>();
-  p->req.data = p.get();
   p->server = &s;
   p->generation = s.generation;
   p->bound = bound_to_process;
   p->cb = std::move(cb);
   p->proposed_at = clock_->monotonic();
   p->term = term(i);
-  int rv = raft_apply(s.raft, &p->req, &buf, 1, &Cluster::on_apply_done);
+  uint64_t index = 0;
+  int rv = sf_apply(fixture_, i, buf.base, buf.len, p.get(), &Cluster::on_apply_done, &index);
   if (rv != 0) {
-    raft_free(buf.base);
+    cr_free(buf.base);
     p->cb(raft_error(rv, "raft_apply"));
     return;
   }
-  s.awaited.insert(p->req.index);
+  s.awaited.insert(index);
   p.release();  // owned by the request until on_apply_done
 }
 
-Cluster::Server& Cluster::server_of(struct raft_io* io) {
-  return *static_cast<Server*>(static_cast<struct raft*>(io->data)->data);
-}
-
-// libraft 0.15's in-memory io keeps persisted entries in an array and
-// truncates it by length (index - 1), assuming every earlier append was
-// flushed. A follower that gets a new leader's conflicting entries while
-// its own append of the entries being replaced is still pending (within
-// the disk latency) truncates beyond the array: the fixture copies past
-// its end (ASan: heap-buffer-overflow in the io's truncate; without ASan a
-// double free some steps later). The array is read only by io->load at
-// start, which a simulation never repeats, so a truncate of entries not
-// yet persisted is dropped; the appends wrapped below keep the array's
-// length known.
-int Cluster::io_truncate(struct raft_io* io, raft_index index) {
-  Server& s = server_of(io);
-  if (index - 1 > s.persisted) return 0;
-  int rv = s.fixture_truncate(io, index);
-  if (rv == 0) s.persisted = index - 1;
-  return rv;
-}
-
-int Cluster::io_append(struct raft_io* io, struct raft_io_append* req,
-                       const struct raft_entry entries[], unsigned n, raft_io_append_cb cb) {
-  Server& s = server_of(io);
-  auto a = std::make_unique<Append>();
-  a->req.data = a.get();
-  a->orig = req;
-  a->orig_cb = cb;
-  a->server = &s;
-  a->n = n;
-  req->cb = cb;
-  int rv = s.fixture_append(io, &a->req, entries, n, &Cluster::io_append_done);
-  if (rv == 0) a.release();  // owned by the fixture's request until io_append_done
-  return rv;
-}
-
-void Cluster::io_append_done(struct raft_io_append* req, int status) {
-  std::unique_ptr<Append> a(static_cast<Append*>(req->data));
-  if (status == 0) a->server->persisted += a->n;
-  a->orig_cb(a->orig, status);
-}
-
-void Cluster::on_apply_done(struct raft_apply* req, int status, void* result) {
-  std::unique_ptr<Proposal> p(static_cast<Proposal*>(req->data));
+void Cluster::on_apply_done(void* data, uint64_t index, int status, void* result) {
+  std::unique_ptr<Proposal> p(static_cast<Proposal*>(data));
   std::unique_ptr<store::ApplyOutcome> outcome(static_cast<store::ApplyOutcome*>(result));
   Server& s = *p->server;
-  s.awaited.erase(req->index);
+  s.awaited.erase(index);
   if (s.cluster->closing_) return;
   if (p->bound && p->generation != s.generation) return;
   if (status != 0) {
     p->cb(raft_error(status, "proposal not applied"));
     return;
   }
-  CHRONOS_CHECK(outcome != nullptr) << "applied entry " << req->index << " has no outcome";
+  CHRONOS_CHECK(outcome != nullptr) << "applied entry " << index << " has no outcome";
   if (outcome->skipped) {
-    p->cb(Error::internal(str_cat("entry ", req->index, " was skipped: the store is ahead")));
+    p->cb(Error::internal(str_cat("entry ", index, " was skipped: the store is ahead")));
     return;
   }
   if (p->bound) s.leadership->committed(p->term, p->proposed_at);
   p->cb(std::move(*outcome));
 }
 
-int Cluster::fsm_apply(struct raft_fsm* fsm, const struct raft_buffer* buf, void** result) {
-  Server& s = *static_cast<Server*>(fsm->data);
+int Cluster::fsm_apply(void* data, const void* base, size_t len, void** result) {
+  Server& s = *static_cast<Server*>(data);
   // libraft applies in order and advances last_applied after every entry
   // (barriers included), so this entry is the one after it.
-  const uint64_t index = raft_last_applied(s.raft) + 1;
+  const uint64_t index = s.cluster->last_applied(s.index) + 1;
   *result = s.state_machine
-                ->apply(index, std::string_view(static_cast<const char*>(buf->base), buf->len),
+                ->apply(index, std::string_view(static_cast<const char*>(base), len),
                         s.awaited.count(index) != 0)
                 .release();
   return 0;
 }
 
-int Cluster::fsm_snapshot(struct raft_fsm* fsm, struct raft_buffer* bufs[], unsigned* n_bufs) {
-  Server& s = *static_cast<Server*>(fsm->data);
+int Cluster::fsm_snapshot(void* data, cr_buffer** bufs, unsigned* n) {
+  Server& s = *static_cast<Server*>(data);
   auto image = s.store->serialize_snapshot();
-  if (!image.ok()) return RAFT_IOERR;
-  int rv = raft::image_to_snapshot_buffers(*image, bufs, n_bufs);
+  if (!image.ok()) return CR_IOERR;
+  int rv = raft::image_to_snapshot_buffers(*image, bufs, n);
   if (rv == 0) ++s.snapshots;
   return rv;
 }
 
-int Cluster::fsm_snapshot_finalize(struct raft_fsm*, struct raft_buffer* bufs[], unsigned* n_bufs) {
-  raft::free_snapshot_buffers(bufs, n_bufs);
+int Cluster::fsm_snapshot_finalize(void*, cr_buffer* bufs, unsigned n) {
+  raft::free_snapshot_buffers(bufs, n);
   return 0;
 }
 
-// raft_node's restore: on success the FSM owns buf->base.
-int Cluster::fsm_restore(struct raft_fsm* fsm, struct raft_buffer* buf) {
-  Server& s = *static_cast<Server*>(fsm->data);
+// raft_node's restore: on success the FSM owns base.
+int Cluster::fsm_restore(void* data, void* base, size_t len) {
+  Server& s = *static_cast<Server*>(data);
   std::string error;
-  switch (s.state_machine->restore(std::string_view(static_cast<const char*>(buf->base), buf->len),
-                                   &error)) {
+  switch (s.state_machine->restore(std::string_view(static_cast<const char*>(base), len), &error)) {
     case raft::StateMachine::RestoreResult::kCorrupt:
-      return RAFT_CORRUPT;
+      return CR_CORRUPT;
     case raft::StateMachine::RestoreResult::kFailed:
-      return RAFT_IOERR;
+      return CR_IOERR;
     case raft::StateMachine::RestoreResult::kRestored:
       ++s.restores;
       break;
     case raft::StateMachine::RestoreResult::kAlreadyHeld:
       break;
   }
-  raft_free(buf->base);
+  cr_free(base);
   return 0;
 }
 

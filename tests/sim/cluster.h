@@ -5,6 +5,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/clock.h"
@@ -14,10 +15,7 @@
 #include "raft/state_machine.h"
 #include "store/store.h"
 
-extern "C" {
-#include <raft.h>
-#include <raft/fixture.h>
-}
+#include "sim/fixture_glue.h"
 
 namespace chronos::sim {
 
@@ -33,11 +31,16 @@ struct ClusterOptions {
   // split votes far more common than between real nodes. Give distinct ones.
   std::vector<unsigned> heartbeat_timeout_ms;
   unsigned election_timeout_ms = 400;
+  // The election timeout each server draws first (in [election, 2 x
+  // election]); see set_randomized_election_timeout for the later ones.
+  std::vector<unsigned> first_election_timeout_ms;
   unsigned snapshot_threshold = 8192;
   unsigned snapshot_trailing = 2048;
   // The processes' monotonic clock (the leadership lease); it must move
   // with the fixture's time.
   const Clock* clock = nullptr;
+  // libraft's diagnostics (error to info) of server `i`, if set.
+  std::function<void(unsigned i, std::string_view message)> trace;
 };
 
 // N libraft servers inside raft_fixture: in-memory log, disk and network,
@@ -81,8 +84,11 @@ class Cluster {
   // One fixture event (a tick, a message, a disk write).
   void step();
 
-  struct raft* raft(unsigned i);
   store::Store& store(unsigned i);
+  int state(unsigned i);  // CR_FOLLOWER, CR_CANDIDATE, CR_LEADER, ...
+  uint64_t last_index(unsigned i);
+  uint64_t commit_index(unsigned i);
+  uint64_t last_applied(unsigned i);
   bool alive(unsigned i) const;
   bool is_leader(unsigned i);
   uint64_t term(unsigned i);
@@ -106,7 +112,11 @@ class Cluster {
   bool in_majority(unsigned i) const;
   bool majority_live() const;
   void set_network_latency(unsigned i, unsigned ms);
+  // What server i draws at its next election-timer reset (the fixture's
+  // io returns one value until it is given another).
   void set_randomized_election_timeout(unsigned i, unsigned ms);
+  // When server i's next timeout fires; it moves when the timer is reset.
+  uint64_t next_timeout(unsigned i);
 
   // Proposes `batch` on server i (which must think it is the leader, else
   // kNoLeader at once). `cb` gets the apply outcome on commit, or an error
@@ -125,8 +135,7 @@ class Cluster {
     Cluster* cluster = nullptr;
     unsigned index = 0;
     std::unique_ptr<store::Store> store;
-    struct raft_fsm fsm {};
-    struct raft* raft = nullptr;
+    cr_fsm fsm{};
     std::set<uint64_t> awaited;  // indexes of our pending proposals (raft_node's awaited_indexes_)
     uint64_t generation = 0;     // bumped by restart_process
     std::unique_ptr<raft::StateMachine> state_machine;
@@ -134,39 +143,26 @@ class Cluster {
     absl::Duration lease_wanted_until = -absl::InfiniteDuration();
     uint64_t snapshots = 0;
     uint64_t restores = 0;
-    // The fixture io's own append/truncate (see io_truncate) and the length
-    // of its persisted-entries array, which they change.
-    int (*fixture_append)(struct raft_io*, struct raft_io_append*, const struct raft_entry[],
-                          unsigned, raft_io_append_cb) = nullptr;
-    int (*fixture_truncate)(struct raft_io*, raft_index) = nullptr;
-    uint64_t persisted = 0;
   };
   struct Proposal;
   struct Barrier;
-  struct Append;
 
   Cluster() = default;
   void apply_links();
 
-  static int fsm_apply(struct raft_fsm* fsm, const struct raft_buffer* buf, void** result);
-  static int fsm_snapshot(struct raft_fsm* fsm, struct raft_buffer* bufs[], unsigned* n_bufs);
-  static int fsm_snapshot_finalize(struct raft_fsm* fsm, struct raft_buffer* bufs[],
-                                   unsigned* n_bufs);
-  static int fsm_restore(struct raft_fsm* fsm, struct raft_buffer* buf);
-  static Server& server_of(struct raft_io* io);
-  static int io_append(struct raft_io* io, struct raft_io_append* req,
-                       const struct raft_entry entries[], unsigned n, raft_io_append_cb cb);
-  static void io_append_done(struct raft_io_append* req, int status);
-  static int io_truncate(struct raft_io* io, raft_index index);
-  static void on_apply_done(struct raft_apply* req, int status, void* result);
-  static void on_barrier_done(struct raft_barrier* req, int status);
+  static int fsm_apply(void* data, const void* base, size_t len, void** result);
+  static int fsm_snapshot(void* data, cr_buffer** bufs, unsigned* n);
+  static int fsm_snapshot_finalize(void* data, cr_buffer* bufs, unsigned n);
+  static int fsm_restore(void* data, void* base, size_t len);
+  static void on_apply_done(void* data, uint64_t index, int status, void* result);
+  static void on_barrier_done(void* data, int status);
 
-  struct raft_fixture fixture_;
+  sf_cluster* fixture_ = nullptr;
   const Clock* clock_ = nullptr;
   unsigned election_timeout_ms_ = 0;
-  bool fixture_open_ = false;
   bool closing_ = false;
   AppliedHook on_applied_;
+  std::function<void(unsigned, std::string_view)> trace_;
   std::vector<std::unique_ptr<Server>> servers_;  // stable addresses: fsm.data points here
   std::vector<int> sides_;
 };

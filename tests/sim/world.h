@@ -138,7 +138,7 @@ class World {
   std::map<std::string, absl::Time> visible_at_;  // job id -> first applied anywhere
 
   std::vector<int> last_state_;             // raft state per server, for the log
-  std::vector<uint64_t> last_timer_start_;  // per server: its election timer's last reset
+  std::vector<uint64_t> last_timeout_;      // per server: when its next timeout fires
   std::vector<uint64_t> deaths_;            // per server: bumped by every kill
   std::vector<bool> paused_;                // killed without losing the process
   uint64_t partition_id_ = 0;               // current partition; 0 = none
