@@ -573,7 +573,7 @@ class RaftNodeImpl final : public RaftNode {
       cr_free(buf.base);
       return fail_all(raft_error(rv, "raft_apply"));
     }
-    awaited_indexes_.insert(index);
+    state_machine_.await(index);
     ++inflight_entries_;
     g.release();  // owned by the request until on_group_applied
   }
@@ -585,11 +585,10 @@ class RaftNodeImpl final : public RaftNode {
     if (p->task_failed) p->task_failed(std::move(e));
   }
 
-  static void on_group_applied(void* data, uint64_t index, int status, void* result) {
+  static void on_group_applied(void* data, uint64_t index, int status, void* /*result*/) {
     std::unique_ptr<Group> g(static_cast<Group*>(data));
-    std::unique_ptr<store::ApplyOutcome> outcome(static_cast<store::ApplyOutcome*>(result));
     RaftNodeImpl* self = g->node;
-    self->awaited_indexes_.erase(index);
+    std::unique_ptr<store::ApplyOutcome> outcome = self->state_machine_.take(index);
     --self->inflight_entries_;
     self->wake_loop();  // proposals held while this entry was in flight
     // Refresh first so a client that sees its write acknowledged also sees
@@ -887,10 +886,8 @@ class RaftNodeImpl final : public RaftNode {
     // being applied is the one after it.
     uint64_t index = cr_last_applied(self->node_) + 1;
     const absl::Time start = absl::Now();
-    *result = self->state_machine_
-                  .apply(index, std::string_view(static_cast<const char*>(base), len),
-                         self->awaited_indexes_.count(index) != 0)
-                  .release();
+    self->state_machine_.apply(index, std::string_view(static_cast<const char*>(base), len));
+    *result = nullptr;  // outcomes stay in the state machine (StateMachine::await)
     const absl::Duration took = absl::Now() - start;
     if (took > self->config_.heartbeat_timeout) {
       spdlog::warn("raft: applying entry {} ({} bytes) held the loop thread for {}", index, len,
@@ -1213,7 +1210,6 @@ class RaftNodeImpl final : public RaftNode {
   std::atomic<uint64_t> last_image_bytes_{0};
   // The image lent to libraft by fsm_snapshot_async until finalize.
   std::unique_ptr<std::string> snapshot_image_;
-  std::unordered_set<uint64_t> awaited_indexes_;  // our proposals not yet applied
   unsigned inflight_entries_ = 0;                  // group entries not yet applied
   std::thread thread_;
 

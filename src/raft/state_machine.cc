@@ -8,17 +8,19 @@ namespace chronos::raft {
 StateMachine::StateMachine(store::Store* store, AppliedHook on_applied)
     : store_(store), on_applied_(std::move(on_applied)) {}
 
-std::unique_ptr<store::ApplyOutcome> StateMachine::apply(uint64_t index, std::string_view entry,
-                                                         bool keep_outcome) {
+void StateMachine::apply(uint64_t index, std::string_view entry) {
+  const bool awaited = awaited_.count(index) != 0;
   if (index <= store_->applied_index()) {
     // A replay after restart (the store already holds it): skipped without
     // decoding, since a restart replays every entry kept behind the last
     // snapshot (tens of thousands on a large store).
-    if (!keep_outcome) return nullptr;
-    auto skipped = std::make_unique<store::ApplyOutcome>();
-    skipped->index = index;
-    skipped->skipped = true;
-    return skipped;
+    if (awaited) {
+      auto skipped = std::make_unique<store::ApplyOutcome>();
+      skipped->index = index;
+      skipped->skipped = true;
+      outcomes_[index] = std::move(skipped);
+    }
+    return;
   }
   auto batch = model::decode_batch(unframe_entry(entry));
   CHRONOS_CHECK(batch.ok()) << "undecodable log entry " << index << ": " << batch.error().message;
@@ -26,8 +28,18 @@ std::unique_ptr<store::ApplyOutcome> StateMachine::apply(uint64_t index, std::st
   CHRONOS_CHECK(outcome.ok()) << "store apply of entry " << index
                               << " failed: " << outcome.error().message;
   if (on_applied_ && !outcome->skipped) on_applied_(*batch, *outcome);
-  if (!keep_outcome) return nullptr;
-  return std::make_unique<store::ApplyOutcome>(std::move(outcome).value());
+  if (awaited) outcomes_[index] = std::make_unique<store::ApplyOutcome>(std::move(outcome).value());
+}
+
+void StateMachine::await(uint64_t index) { awaited_.insert(index); }
+
+std::unique_ptr<store::ApplyOutcome> StateMachine::take(uint64_t index) {
+  awaited_.erase(index);
+  auto it = outcomes_.find(index);
+  if (it == outcomes_.end()) return nullptr;
+  auto outcome = std::move(it->second);
+  outcomes_.erase(it);
+  return outcome;
 }
 
 StateMachine::RestoreResult StateMachine::restore(std::string_view image, std::string* error) {

@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <unordered_map>
+#include <unordered_set>
 #include <string>
 #include <string_view>
 
@@ -29,12 +31,21 @@ class StateMachine {
   StateMachine(store::Store* store, AppliedHook on_applied);
 
   // Applies committed entry `index` (its bytes as they are in the log,
-  // framed). Returns the outcome when `keep_outcome` (the proposer awaits
-  // it), else nullptr. An entry that does not decode, or a store write that
-  // fails, crashes the process: skipping it would silently diverge from
-  // the other members.
-  std::unique_ptr<store::ApplyOutcome> apply(uint64_t index, std::string_view entry,
-                                             bool keep_outcome);
+  // framed), and keeps the outcome when a proposer awaits it (await). An
+  // entry that does not decode, or a store write that fails, crashes the
+  // process: skipping it would silently diverge from the other members.
+  void apply(uint64_t index, std::string_view entry);
+
+  // A proposal of this member's is at log index `index`: apply keeps its
+  // outcome until take(). The outcomes stay here rather than going through
+  // libraft's request: libraft 0.22 may apply an entry after it has queued
+  // the failure of its request (a leader stepping down), and then drops
+  // the result it was given (legacy.c, applyCommand), which leaked.
+  void await(uint64_t index);
+  // The outcome of `index` if it was applied (else nullptr), and forgets
+  // the index either way: call it from the proposal's callback, whatever
+  // its status.
+  std::unique_ptr<store::ApplyOutcome> take(uint64_t index);
 
   enum class RestoreResult : uint8_t {
     kRestored,     // the store now holds the image's state
@@ -51,6 +62,8 @@ class StateMachine {
  private:
   store::Store* store_;
   AppliedHook on_applied_;
+  std::unordered_set<uint64_t> awaited_;  // proposals not yet taken
+  std::unordered_map<uint64_t, std::unique_ptr<store::ApplyOutcome>> outcomes_;
 };
 
 }  // namespace chronos::raft

@@ -249,15 +249,14 @@ void Cluster::propose(unsigned i, const model::CommandBatch& batch, ProposeCallb
     p->cb(raft_error(rv, "raft_apply"));
     return;
   }
-  s.awaited.insert(index);
+  s.state_machine->await(index);
   p.release();  // owned by the request until on_apply_done
 }
 
-void Cluster::on_apply_done(void* data, uint64_t index, int status, void* result) {
+void Cluster::on_apply_done(void* data, uint64_t index, int status, void* /*result*/) {
   std::unique_ptr<Proposal> p(static_cast<Proposal*>(data));
-  std::unique_ptr<store::ApplyOutcome> outcome(static_cast<store::ApplyOutcome*>(result));
   Server& s = *p->server;
-  s.awaited.erase(index);
+  std::unique_ptr<store::ApplyOutcome> outcome = s.state_machine->take(index);
   if (s.cluster->closing_) return;
   if (p->bound && p->generation != s.generation) return;
   if (status != 0) {
@@ -278,10 +277,8 @@ int Cluster::fsm_apply(void* data, const void* base, size_t len, void** result) 
   // libraft applies in order and advances last_applied after every entry
   // (barriers included), so this entry is the one after it.
   const uint64_t index = s.cluster->last_applied(s.index) + 1;
-  *result = s.state_machine
-                ->apply(index, std::string_view(static_cast<const char*>(base), len),
-                        s.awaited.count(index) != 0)
-                .release();
+  s.state_machine->apply(index, std::string_view(static_cast<const char*>(base), len));
+  *result = nullptr;  // outcomes stay in the state machine (StateMachine::await)
   return 0;
 }
 

@@ -136,7 +136,6 @@ class Cluster {
     unsigned index = 0;
     std::unique_ptr<store::Store> store;
     cr_fsm fsm{};
-    std::set<uint64_t> awaited;  // indexes of our pending proposals (raft_node's awaited_indexes_)
     uint64_t generation = 0;     // bumped by restart_process
     std::unique_ptr<raft::StateMachine> state_machine;
     std::unique_ptr<raft::LeadershipTracker> leadership;  // the process's: replaced by a restart
