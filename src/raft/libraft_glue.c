@@ -214,11 +214,17 @@ static int fsm_snapshot_deferred(struct raft_fsm *fsm, struct raft_buffer *bufs[
   return 0;
 }
 
+/* A cut that fails (an I/O error reading the store) is tried again after a
+ * pause of 1, 2, ... 5 s; after this many attempts (about a minute) the
+ * process ends with the reason: libraft has no way to abandon a snapshot
+ * it started other than closing, and a store that cannot be read is not
+ * one to keep serving from. */
+#define CR_MAX_CUT_ATTEMPTS 15
+
 static void cut_work(uv_work_t *work) {
   cr_node *n = work->data;
   if (n->cut.attempts > 0) {
-    /* A failed cut (an I/O error reading the store) is retried: libraft
-     * has no way to fail a snapshot it started other than by closing. */
+    /* Retrying a failed cut (CR_MAX_CUT_ATTEMPTS). */
     unsigned s = n->cut.attempts < 5 ? n->cut.attempts : 5;
     struct timespec pause = {(time_t)s, 0};
     nanosleep(&pause, NULL);
@@ -270,7 +276,7 @@ static void cut_after_work(uv_work_t *work, int status) {
     return;
   }
   if (rv != 0) {
-    n->cut.attempts++;
+    if (++n->cut.attempts >= CR_MAX_CUT_ATTEMPTS) give_up_cut("the snapshot image could not be cut");
     if (uv_queue_work(n->loop, &n->cut.work, cut_work, cut_after_work) == 0) return;
     give_up_cut("cannot queue the snapshot cut again");
   }
