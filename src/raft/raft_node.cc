@@ -652,6 +652,7 @@ class RaftNodeImpl final : public RaftNode {
     RaftNodeImpl* node = nullptr;
     uint64_t id = 0;
     int role = CR_VOTER;  // assigned after the add
+    unsigned attempts = 0;  // transfers
     DoneCallback done;
   };
 
@@ -799,13 +800,25 @@ class RaftNodeImpl final : public RaftNode {
     c.release();
   }
 
+  // libraft 0.22's transferee ignores TimeoutNow while it has entries
+  // received and not yet stored (recv_timeout_now.c), which under a steady
+  // write load is most of the time, so a transfer is asked again a few
+  // times before it is reported failed.
+  static constexpr unsigned kTransferAttempts = 3;
+
   static void on_transfer_done(void* data, int /*status*/) {
     std::unique_ptr<Change> c(static_cast<Change*>(data));
     RaftNodeImpl* self = c->node;
     self->refresh_status();
+    if (cr_state(self->node_) == CR_LEADER && ++c->attempts < kTransferAttempts &&
+        !self->closing_ &&
+        cr_transfer(self->node_, c->id, c.get(), &RaftNodeImpl::on_transfer_done) == 0) {
+      c.release();
+      return;
+    }
     if (cr_state(self->node_) == CR_LEADER) {
       return c->done(Error{ErrorCode::kUnavailable,
-                           "no other node took over leadership within the election timeout",
+                           "no other node took over leadership (3 tries of an election timeout each)",
                            {}});
     }
     c->done(ok_status());
