@@ -12,6 +12,8 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config ccache clang libclang-rt-14-dev
   # consensus and storage (libraft itself: build-libraft.sh, below)
   libuv1-dev liblz4-dev librocksdb-dev zlib1g-dev
+  # snapshot images are compressed frames
+  libzstd-dev
   # building libraft 0.22.1 from Debian's source package
   dpkg-dev autoconf automake libtool
   # allocator of the chronos binary

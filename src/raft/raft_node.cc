@@ -23,6 +23,7 @@
 #include "raft/entry_framing.h"
 #include "raft/leadership.h"
 #include "raft/state_machine.h"
+#include "store/snapshot_image.h"
 #include "spdlog/spdlog.h"
 
 #include "raft/libraft_glue.h"
@@ -1012,22 +1013,27 @@ class RaftNodeImpl final : public RaftNode {
   // index and replayed entries at or below it are skipped.
   static int fsm_snapshot_async(void* data, cr_buffer** bufs, unsigned* n) {
     auto* self = static_cast<RaftNodeImpl*>(data);
-    auto image = self->store_->serialize_snapshot();
+    auto image = self->store_->serialize_snapshot_chunks();
     if (!image.ok()) {
       spdlog::error("raft: snapshot failed: {}", image.error().message);
       return CR_IOERR;
     }
-    // libraft reads the buffer until fsm_snapshot_finalize, so the image
-    // is lent rather than copied (it can be hundreds of MiB). libraft takes
-    // one snapshot at a time.
-    auto* arr = static_cast<cr_buffer*>(cr_malloc(sizeof(cr_buffer)));
+    // libraft reads the buffers until fsm_snapshot_finalize, so the image
+    // is lent rather than copied, one buffer per compressed frame (libraft
+    // writes them with one writev; nothing joins them). libraft takes one
+    // snapshot at a time.
+    const std::vector<std::string>& chunks = image->chunks;
+    auto* arr = static_cast<cr_buffer*>(cr_malloc(sizeof(cr_buffer) * chunks.size()));
     if (arr == nullptr) return CR_NOMEM;
-    self->snapshot_image_ = std::make_unique<std::string>(std::move(*image));
-    self->last_image_bytes_.store(self->snapshot_image_->size());
-    arr[0].base = self->snapshot_image_->data();
-    arr[0].len = self->snapshot_image_->size();
+    self->last_image_bytes_.store(image->raw_bytes);
+    self->snapshot_image_ = std::make_unique<std::vector<std::string>>(std::move(image->chunks));
+    for (size_t i = 0; i < self->snapshot_image_->size(); ++i) {
+      std::string& chunk = (*self->snapshot_image_)[i];
+      arr[i].base = chunk.data();
+      arr[i].len = chunk.size();
+    }
     *bufs = arr;
-    *n = 1;
+    *n = static_cast<unsigned>(self->snapshot_image_->size());
     return 0;
   }
 
@@ -1045,7 +1051,7 @@ class RaftNodeImpl final : public RaftNode {
   static int fsm_restore(void* data, void* base, size_t len) {
     auto* self = static_cast<RaftNodeImpl*>(data);
     std::string_view image(static_cast<const char*>(base), len);
-    self->last_image_bytes_.store(len);
+    self->last_image_bytes_.store(store::snapshot_raw_bytes(image));
     std::string error;
     switch (self->state_machine_.restore(image, &error)) {
       case StateMachine::RestoreResult::kCorrupt:
@@ -1220,9 +1226,11 @@ class RaftNodeImpl final : public RaftNode {
   uint64_t log_entries_since_snapshot_ = 0;
   uint64_t mean_entry_bytes_ = 0;  // over the entries between the last two snapshots
   absl::Time last_status_tick_ = absl::InfinitePast();
+  // The last image's size uncompressed (the store's size, which is what
+  // cutting and restoring an image cost).
   std::atomic<uint64_t> last_image_bytes_{0};
-  // The image lent to libraft by fsm_snapshot_async until finalize.
-  std::unique_ptr<std::string> snapshot_image_;
+  // The image's chunks lent to libraft by fsm_snapshot_async until finalize.
+  std::unique_ptr<std::vector<std::string>> snapshot_image_;
   unsigned inflight_entries_ = 0;                  // group entries not yet applied
   std::thread thread_;
 

@@ -268,10 +268,14 @@ void Driver::activate(uint64_t term) {
   ++epoch_;
   dirty_.clear();
   dirty_all_ = false;
+  const absl::Time t0 = absl::Now();
   rebuild();
+  const absl::Time t1 = absl::Now();
   redispatch_in_flight();
-  spdlog::info("scheduler: active as leader of term {} with {} scheduled job(s)", term,
-               queue_.size());
+  spdlog::info(
+      "scheduler: active as leader of term {} with {} scheduled job(s) (queue rebuilt in {}, "
+      "in-flight runs listed in {})",
+      term, queue_.size(), absl::FormatDuration(t1 - t0), absl::FormatDuration(absl::Now() - t1));
   trace(str_cat("ACTIVE as leader of term ", term, " with ", queue_.size(), " scheduled job(s)"));
 }
 

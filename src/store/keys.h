@@ -34,6 +34,9 @@ inline constexpr std::string_view kTimingPrefix = "c/";
 inline constexpr std::string_view kAppliedIndex = "m/applied_index";
 inline constexpr std::string_view kSchemaVersion = "m/schema_version";
 inline constexpr std::string_view kTimingIndex = "m/timing_index";
+// Present while a snapshot restore or a backup import is being written
+// (Store::restore_snapshot); its value is the image's applied index.
+inline constexpr std::string_view kRestoring = "m/restoring";
 inline constexpr uint64_t kCurrentSchemaVersion = 1;
 inline constexpr std::string_view kMemberPrefix = "m/member/";
 

@@ -760,6 +760,8 @@ Result<CommandEffect> apply_put_member(ApplyTxn& txn, const model::PutMember& cm
 // Owns the DB. Mutations (apply, restore) come from one thread; reads from
 // any thread, each at its own RocksDB snapshot. The counters are atomics
 // written only by the mutating thread after its write succeeded.
+struct ImageCheck;
+
 class RocksStore final : public Store {
  public:
   RocksStore(std::unique_ptr<rocksdb::DB> db, uint64_t applied_index, uint64_t job_count)
@@ -789,16 +791,21 @@ class RocksStore final : public Store {
                                                        absl::Time completed_before,
                                                        size_t limit) const override;
   Result<std::vector<MemberRecord>> list_members() const override;
-  Result<std::string> serialize_snapshot() const override;
+  Result<SnapshotChunks> serialize_snapshot_chunks() const override;
   Status restore_snapshot(std::string_view image) override;
   Status import_backup(std::string_view image) override;
 
  private:
+  // Writes a checked image's pairs that `keep` accepts in bounded batches:
+  // the first deletes the whole keyspace and sets m/restoring, the last
+  // (synced) puts `meta` and deletes the marker.
+  Status write_image(std::string_view image, const ImageCheck& check,
+                     const std::function<bool(std::string_view)>& keep,
+                     const std::vector<std::pair<std::string_view, std::string>>& meta);
+
   std::unique_ptr<rocksdb::DB> db_;
   std::atomic<uint64_t> applied_index_;
   std::atomic<uint64_t> job_count_;
-  // Size of the last image serialize_snapshot() built (a reserve hint).
-  mutable std::atomic<size_t> last_image_bytes_{0};
 };
 
 Result<ApplyOutcome> RocksStore::apply(uint64_t index, const model::CommandBatch& batch) {
@@ -1187,25 +1194,23 @@ Result<std::vector<std::string>> RocksStore::executions_to_prune(std::string_vie
   return out;
 }
 
-Result<std::string> RocksStore::serialize_snapshot() const {
+Result<Store::SnapshotChunks> RocksStore::serialize_snapshot_chunks() const {
   ReadView view(db_.get());
   CHRONOS_ASSIGN_OR_RETURN(std::optional<std::string> applied, view.get(keys::kAppliedIndex));
   uint64_t applied_index = 0;
   if (applied) {
     CHRONOS_ASSIGN_OR_RETURN(applied_index, decode_u64_value(keys::kAppliedIndex, *applied));
   }
-  // The last image's size plus an eighth: the store rarely grows faster
-  // between two snapshots.
-  const size_t last = last_image_bytes_.load();
-  SnapshotImageWriter writer(applied_index, last + last / 8);
+  SnapshotImageWriter writer(applied_index);
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(view.options()));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     writer.add(it->key().ToStringView(), it->value().ToStringView());
   }
   if (!it->status().ok()) return io_error("scan for snapshot", it->status());
-  std::string image = std::move(writer).finish();
-  last_image_bytes_.store(image.size());
-  return image;
+  SnapshotChunks out;
+  out.raw_bytes = writer.raw_bytes();
+  out.chunks = std::move(writer).finish_chunks();
+  return out;
 }
 
 // Every key of the store sorts below this (all start with an ASCII letter),
@@ -1229,81 +1234,101 @@ Status put_timing_record(rocksdb::WriteBatch* batch, std::string_view job_key,
   return ok_status();
 }
 
-// Whether an image's c/ records match its jobs (see put_timing_record).
-bool image_timing_current(const SnapshotImage& parsed) {
-  for (const auto& [key, value] : parsed.pairs) {
-    if (key == keys::kTimingIndex) return keys::decode_u64(value) == parsed.applied_index;
-  }
-  return false;
-}
-
-// Puts an image's pairs into `batch`, `keep` deciding which; with the c/
-// records rebuilt from its jobs when they do not match them.
-Status put_image_pairs(const SnapshotImage& parsed, rocksdb::WriteBatch* batch,
-                       const std::function<bool(std::string_view)>& keep) {
-  const bool timing_current = image_timing_current(parsed);
-  for (const auto& [key, value] : parsed.pairs) {
-    if (!keep(key)) continue;
-    if (!timing_current) {
-      if (key.starts_with(keys::kTimingPrefix) || key == keys::kTimingIndex) continue;
-      if (key.starts_with(keys::kJobPrefix)) {
-        CHRONOS_RETURN_IF_ERROR(put_timing_record(batch, key, value));
-      }
-    }
-    const rocksdb::Status s = batch->Put(to_slice(key), to_slice(value));
-    if (!s.ok()) return io_error("batch put", s);
-  }
-  return ok_status();
-}
-
-// The checks of a parsed image's pairs that come before any write (restore
-// and backup import): every key inside the keyspace, the body's applied
-// index equal to the header's, schema version 1. Returns the number of jobs
-// (name-index keys) the image holds.
-Result<uint64_t> check_image_pairs(const SnapshotImage& parsed) {
+// What a whole-image check learns before anything is written (restore and
+// backup import): every key inside the keyspace, the body's applied index
+// equal to the header's, schema version 1; the number of jobs (name-index
+// keys); whether its c/ records match its jobs (see put_timing_record).
+struct ImageCheck {
+  uint64_t applied_index = 0;
   uint64_t name_keys = 0;
-  for (const auto& [key, value] : parsed.pairs) {
-    if (key.empty() || key >= kKeyspaceEnd) {
-      return Error::validation("snapshot", "holds a key outside the store's keyspace");
-    }
-    if (key == keys::kAppliedIndex && keys::decode_u64(value) != parsed.applied_index) {
-      return Error::validation("snapshot", "applied index in header and body disagree");
-    }
-    if (key == keys::kSchemaVersion && keys::decode_u64(value) != keys::kCurrentSchemaVersion) {
-      return Error::validation("snapshot", "has an unsupported schema version");
-    }
-    if (key.starts_with(keys::kNamePrefix)) ++name_keys;
-  }
-  return name_keys;
+  bool timing_current = false;
+};
+
+Result<ImageCheck> check_image(std::string_view image) {
+  ImageCheck check;
+  CHRONOS_ASSIGN_OR_RETURN(check.applied_index, read_snapshot_applied_index(image));
+  CHRONOS_RETURN_IF_ERROR(
+      for_each_snapshot_pair(image, [&check](std::string_view key, std::string_view value) -> Status {
+        if (key.empty() || key >= kKeyspaceEnd) {
+          return Error::validation("snapshot", "holds a key outside the store's keyspace");
+        }
+        if (key == keys::kAppliedIndex && keys::decode_u64(value) != check.applied_index) {
+          return Error::validation("snapshot", "applied index in header and body disagree");
+        }
+        if (key == keys::kSchemaVersion && keys::decode_u64(value) != keys::kCurrentSchemaVersion) {
+          return Error::validation("snapshot", "has an unsupported schema version");
+        }
+        if (key == keys::kRestoring) {
+          return Error::validation("snapshot", "was cut from a store part way through a restore");
+        }
+        if (key == keys::kTimingIndex) check.timing_current = keys::decode_u64(value) == check.applied_index;
+        if (key.starts_with(keys::kNamePrefix)) ++check.name_keys;
+        return ok_status();
+      }));
+  return check;
 }
 
-Status RocksStore::restore_snapshot(std::string_view image) {
-  CHRONOS_ASSIGN_OR_RETURN(const SnapshotImage parsed, parse_snapshot_image(image));
-  CHRONOS_ASSIGN_OR_RETURN(const uint64_t name_keys, check_image_pairs(parsed));
+// A restore's or import's WriteBatch is written once it holds this much:
+// the store is rewritten a few MiB at a time instead of in one batch the
+// size of the store (which was a second copy of the image in memory).
+constexpr size_t kRestoreBatchBytes = 8u << 20;
 
+Status RocksStore::write_image(std::string_view image, const ImageCheck& check,
+                               const std::function<bool(std::string_view)>& keep,
+                               const std::vector<std::pair<std::string_view, std::string>>& meta) {
   rocksdb::WriteBatch batch;
   rocksdb::Status s =
       batch.DeleteRange(db_->DefaultColumnFamily(), rocksdb::Slice(), to_slice(kKeyspaceEnd));
+  if (s.ok()) s = batch.Put(to_slice(keys::kRestoring), keys::encode_u64(check.applied_index));
   if (!s.ok()) return io_error("build restore batch", s);
-  CHRONOS_RETURN_IF_ERROR(put_image_pairs(parsed, &batch, [](std::string_view) { return true; }));
-  // The meta keys exist after a restore even if the image (an empty store's)
-  // lacked them.
-  s = batch.Put(to_slice(keys::kAppliedIndex), keys::encode_u64(parsed.applied_index));
-  if (s.ok()) s = batch.Put(to_slice(keys::kTimingIndex), keys::encode_u64(parsed.applied_index));
-  if (s.ok()) {
-    s = batch.Put(to_slice(keys::kSchemaVersion), keys::encode_u64(keys::kCurrentSchemaVersion));
+  // Not synced until the last batch: the marker makes a crash before then
+  // harmless, and the last synced write makes every earlier one durable
+  // (one WAL, written in order).
+  const rocksdb::WriteOptions unsynced;
+  CHRONOS_RETURN_IF_ERROR(for_each_snapshot_pair(
+      image, [&](std::string_view key, std::string_view value) -> Status {
+        if (!keep(key) || key == keys::kRestoring) return ok_status();
+        if (!check.timing_current) {
+          if (key.starts_with(keys::kTimingPrefix) || key == keys::kTimingIndex) return ok_status();
+          if (key.starts_with(keys::kJobPrefix)) {
+            CHRONOS_RETURN_IF_ERROR(put_timing_record(&batch, key, value));
+          }
+        }
+        rocksdb::Status st = batch.Put(to_slice(key), to_slice(value));
+        if (!st.ok()) return io_error("batch put", st);
+        if (batch.GetDataSize() >= kRestoreBatchBytes) {
+          st = db_->Write(unsynced, &batch);
+          if (!st.ok()) return io_error("restore write", st);
+          batch.Clear();
+        }
+        return ok_status();
+      }));
+  for (const auto& [key, value] : meta) {
+    s = batch.Put(to_slice(key), value);
+    if (!s.ok()) return io_error("build restore batch", s);
   }
+  s = batch.Delete(to_slice(keys::kRestoring));
   if (!s.ok()) return io_error("build restore batch", s);
-
-  // sync=true: a restore replaces state the Raft log no longer holds (it was
-  // compacted into the snapshot), so it must be on disk before we go on.
-  rocksdb::WriteOptions write_options;
-  write_options.sync = true;
-  s = db_->Write(write_options, &batch);
+  rocksdb::WriteOptions synced;
+  synced.sync = true;
+  s = db_->Write(synced, &batch);
   if (!s.ok()) return io_error("restore write", s);
+  return ok_status();
+}
 
-  job_count_.store(name_keys);
-  applied_index_.store(parsed.applied_index);
+Status RocksStore::restore_snapshot(std::string_view image) {
+  CHRONOS_ASSIGN_OR_RETURN(const ImageCheck check, check_image(image));
+  // The meta keys exist after a restore even if the image (an empty store's)
+  // lacked them. sync on the last batch: a restore replaces state the Raft
+  // log no longer holds (it was compacted into the snapshot), so it must be
+  // on disk before we go on.
+  CHRONOS_RETURN_IF_ERROR(write_image(
+      image, check, [](std::string_view) { return true; },
+      {{keys::kAppliedIndex, keys::encode_u64(check.applied_index)},
+       {keys::kTimingIndex, keys::encode_u64(check.applied_index)},
+       {keys::kSchemaVersion, keys::encode_u64(keys::kCurrentSchemaVersion)}}));
+  job_count_.store(check.name_keys);
+  applied_index_.store(check.applied_index);
   return ok_status();
 }
 
@@ -1313,12 +1338,13 @@ Status RocksStore::restore_snapshot(std::string_view image) {
 constexpr std::string_view kMetaPrefix = "m/";
 
 Status RocksStore::import_backup(std::string_view image) {
-  CHRONOS_ASSIGN_OR_RETURN(const SnapshotImage parsed, parse_snapshot_image(image));
-  CHRONOS_ASSIGN_OR_RETURN(const uint64_t name_keys, check_image_pairs(parsed));
+  CHRONOS_ASSIGN_OR_RETURN(const ImageCheck check, check_image(image));
 
   // Empty means what open() leaves in a new directory: the schema version,
-  // the timing index and at most an applied index of 0. Anything else is some cluster's state,
-  // which an import must not mix with another's.
+  // the timing index and at most an applied index of 0. Anything else is
+  // some cluster's state, which an import must not mix with another's;
+  // except the remains of an import cut short (m/restoring), which this
+  // one replaces.
   auto not_empty = [](std::string why) {
     return Error{ErrorCode::kAlreadyExists,
                  "a backup can only be imported into an empty store; this one " + why, "store"};
@@ -1328,8 +1354,9 @@ Status RocksStore::import_backup(std::string_view image) {
   }
   {
     ReadView view(db_.get());
+    CHRONOS_ASSIGN_OR_RETURN(const std::optional<std::string> restoring, view.get(keys::kRestoring));
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(view.options()));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    for (it->SeekToFirst(); !restoring && it->Valid(); it->Next()) {
       if (it->key() != to_slice(keys::kSchemaVersion) &&
           it->key() != to_slice(keys::kAppliedIndex) &&
           it->key() != to_slice(keys::kTimingIndex)) {
@@ -1341,26 +1368,16 @@ Status RocksStore::import_backup(std::string_view image) {
     if (!it->status().ok()) return io_error("scan before import", it->status());
   }
 
-  rocksdb::WriteBatch batch;
-  CHRONOS_RETURN_IF_ERROR(put_image_pairs(
-      parsed, &batch, [](std::string_view key) { return !key.starts_with(kMetaPrefix); }));
   // Applied index 0: the new cluster's Raft log starts empty, and its first
   // entries must apply here (an index the store claims to have applied would
-  // be skipped, and Raft refuses to start a store ahead of its log).
-  rocksdb::Status s = batch.Put(to_slice(keys::kAppliedIndex), keys::encode_u64(0));
-  if (s.ok()) s = batch.Put(to_slice(keys::kTimingIndex), keys::encode_u64(0));
-  if (s.ok()) {
-    s = batch.Put(to_slice(keys::kSchemaVersion), keys::encode_u64(keys::kCurrentSchemaVersion));
-  }
-  if (!s.ok()) return io_error("build import batch", s);
-
-  // sync=true: no log will ever replay this state; it exists only here.
-  rocksdb::WriteOptions write_options;
-  write_options.sync = true;
-  s = db_->Write(write_options, &batch);
-  if (!s.ok()) return io_error("import write", s);
-
-  job_count_.store(name_keys);
+  // be skipped, and Raft refuses to start a store ahead of its log). The
+  // last batch is synced: no log will ever replay this state.
+  CHRONOS_RETURN_IF_ERROR(write_image(
+      image, check, [](std::string_view key) { return !key.starts_with(kMetaPrefix); },
+      {{keys::kAppliedIndex, keys::encode_u64(0)},
+       {keys::kTimingIndex, keys::encode_u64(0)},
+       {keys::kSchemaVersion, keys::encode_u64(keys::kCurrentSchemaVersion)}}));
+  job_count_.store(check.name_keys);
   return ok_status();
 }
 
@@ -1462,10 +1479,25 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir) {
   } else if (!s.IsNotFound()) {
     return io_error("read applied index", s);
   }
+  s = db->Get(rocksdb::ReadOptions(), to_slice(keys::kRestoring), &value);
+  if (s.ok()) {
+    // A restore or import cut short: what is here is part of an image. The
+    // store claims no applied index, so libraft restores its snapshot again
+    // (or `chronos restore` imports again); nothing here is worth indexing.
+    spdlog::warn("store: a snapshot restore into {} was interrupted; it is redone from the image",
+                 dir);
+    return std::unique_ptr<Store>(std::make_unique<RocksStore>(std::move(db), 0, 0));
+  }
+  if (!s.IsNotFound()) return io_error("read restore marker", s);
   CHRONOS_RETURN_IF_ERROR(ensure_timing_records(db.get(), applied_index));
   CHRONOS_ASSIGN_OR_RETURN(const uint64_t job_count, count_jobs(db.get()));
   return std::unique_ptr<Store>(
       std::make_unique<RocksStore>(std::move(db), applied_index, job_count));
+}
+
+Result<std::string> Store::serialize_snapshot() const {
+  CHRONOS_ASSIGN_OR_RETURN(const SnapshotChunks image, serialize_snapshot_chunks());
+  return join_chunks(image.chunks);
 }
 
 Result<uint64_t> Store::snapshot_applied_index(std::string_view image) {

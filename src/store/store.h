@@ -196,16 +196,29 @@ class Store {
   virtual Result<std::vector<MemberRecord>> list_members() const = 0;
 
   // --- snapshots (Raft FSM snapshot / restore, backup) ---
-  // A consistent image of the whole keyspace, including the applied index,
-  // as one self-describing byte string (magic, format version, applied index,
-  // then length-prefixed key/value pairs, crc32 at the end).
-  virtual Result<std::string> serialize_snapshot() const = 0;
+  // A consistent image of the whole keyspace, including the applied index
+  // (snapshot_image.h: format version 2, compressed frames), as chunks that
+  // concatenated in order are the image; no allocation holds more than one
+  // compressed frame.
+  struct SnapshotChunks {
+    std::vector<std::string> chunks;
+    uint64_t raw_bytes = 0;  // the image's size uncompressed
+  };
+  virtual Result<SnapshotChunks> serialize_snapshot_chunks() const = 0;
+  // The same image as one string (backups, tests).
+  Result<std::string> serialize_snapshot() const;
   // The applied index recorded in a snapshot image, without restoring it.
   static Result<uint64_t> snapshot_applied_index(std::string_view image);
-  // Replaces the whole keyspace with `image` atomically (one WriteBatch that
-  // deletes every existing key and writes the image's), so a crash leaves
-  // either the old or the new state. Validates the image first (crc) and
-  // changes nothing if it is corrupt.
+  // Replaces the whole keyspace with `image` (version 1 or 2). The image is
+  // checked whole first (every frame decompressed and checked, nothing
+  // kept), so a corrupt one changes nothing. It is then written in batches
+  // of a few MiB, not one WriteBatch of the whole store, under the marker
+  // m/restoring: a crash part way leaves the marker and no applied index,
+  // so the store claims nothing and libraft restores the snapshot again at
+  // start-up (it stores an image before it restores it). Readers may see a
+  // partly written store meanwhile; a follower restoring serves no read
+  // before its applied index reaches the read index, which the restore sets
+  // last.
   virtual Status restore_snapshot(std::string_view image) = 0;
 
   // --- backup import (`chronos restore`) ---
@@ -216,7 +229,8 @@ class Store {
   // cluster's bookkeeping, every m/ key (its applied index, which counts a
   // log this store will never see, and the node registry m/member/), and
   // leaves the applied index at 0 so a fresh Raft log applies from its
-  // start. One synced WriteBatch.
+  // start. Written in batches under m/restoring like restore_snapshot; a
+  // store an import left part-written counts as empty for the next try.
   // kValidation (field "snapshot") for a corrupt or truncated image (same
   // checks as restore_snapshot); kAlreadyExists (field "store") unless the
   // store is empty (applied index 0, no key but the m/ meta of a fresh

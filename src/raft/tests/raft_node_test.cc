@@ -304,14 +304,14 @@ class GatedStore final : public store::Store {
     cv_.notify_all();
   }
 
-  Result<std::string> serialize_snapshot() const override {
+  Result<SnapshotChunks> serialize_snapshot_chunks() const override {
     {
       std::unique_lock lock(mu_);
       ++started_;
       cv_.notify_all();
       cv_.wait_for(lock, std::chrono::seconds(60), [this] { return released_; });
     }
-    return inner_->serialize_snapshot();
+    return inner_->serialize_snapshot_chunks();
   }
 
   uint64_t applied_index() const override { return inner_->applied_index(); }
