@@ -1,6 +1,7 @@
 #include "sched/driver.h"
 
 #include <algorithm>
+#include <chrono>
 #include <utility>
 
 #include "absl/cleanup/cleanup.h"
@@ -268,14 +269,19 @@ void Driver::activate(uint64_t term) {
   ++epoch_;
   dirty_.clear();
   dirty_all_ = false;
-  const absl::Time t0 = absl::Now();
+  // Wall time of the takeover's two store walks, for the log only (the
+  // driver's own clock is the turn's `now`, which does not move within it).
+  const auto t0 = std::chrono::steady_clock::now();
   rebuild();
-  const absl::Time t1 = absl::Now();
+  const auto t1 = std::chrono::steady_clock::now();
   redispatch_in_flight();
+  const auto ms = [](auto d) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  };
   spdlog::info(
-      "scheduler: active as leader of term {} with {} scheduled job(s) (queue rebuilt in {}, "
-      "in-flight runs listed in {})",
-      term, queue_.size(), absl::FormatDuration(t1 - t0), absl::FormatDuration(absl::Now() - t1));
+      "scheduler: active as leader of term {} with {} scheduled job(s) (queue rebuilt in {} ms, "
+      "in-flight runs listed in {} ms)",
+      term, queue_.size(), ms(t1 - t0), ms(std::chrono::steady_clock::now() - t1));
   trace(str_cat("ACTIVE as leader of term ", term, " with ", queue_.size(), " scheduled job(s)"));
 }
 
