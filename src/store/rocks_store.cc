@@ -1496,8 +1496,8 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir) {
 }
 
 Result<std::string> Store::serialize_snapshot() const {
-  CHRONOS_ASSIGN_OR_RETURN(const SnapshotChunks image, serialize_snapshot_chunks());
-  return join_chunks(image.chunks);
+  CHRONOS_ASSIGN_OR_RETURN(SnapshotChunks image, serialize_snapshot_chunks());
+  return join_chunks(std::move(image.chunks));
 }
 
 Result<uint64_t> Store::snapshot_applied_index(std::string_view image) {

@@ -135,6 +135,8 @@ uint32_t crc32(std::string_view bytes) {
                 bytes.size()));
 }
 
+void SnapshotImageWriter::FreeCCtx::operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
+
 SnapshotImageWriter::SnapshotImageWriter(uint64_t applied_index) {
   std::string header;
   header.append(kSnapshotMagic);
@@ -158,24 +160,28 @@ void SnapshotImageWriter::add(std::string_view key, std::string_view value) {
 
 void SnapshotImageWriter::flush_frame() {
   if (raw_.empty()) return;
-  std::string frame(kFrameHeadSize + ZSTD_compressBound(raw_.size()), '\0');
-  const size_t n = ZSTD_compress(frame.data() + kFrameHeadSize, frame.size() - kFrameHeadSize,
-                                 raw_.data(), raw_.size(), kZstdLevel);
+  // Compressed into a scratch buffer and copied out at its size: a frame
+  // string allocated at the compress bound and resized down would keep the
+  // whole raw frame's capacity, as much memory as the uncompressed image.
+  scratch_.resize(ZSTD_compressBound(raw_.size()));
+  if (!cctx_) cctx_.reset(ZSTD_createCCtx());
+  CHRONOS_CHECK(cctx_ != nullptr) << "zstd: cannot allocate a compression context";
+  const size_t n = ZSTD_compressCCtx(cctx_.get(), scratch_.data(), scratch_.size(), raw_.data(),
+                                     raw_.size(), kZstdLevel);
   CHRONOS_CHECK(!ZSTD_isError(n)) << "zstd: " << ZSTD_getErrorName(n);
-  frame.resize(kFrameHeadSize + n);
+  const std::string_view compressed(scratch_.data(), n);
   std::string head;
   put_u32_be(head, static_cast<uint32_t>(raw_.size()));
   put_u32_be(head, static_cast<uint32_t>(n));
-  put_u32_be(head, crc32(std::string_view(frame).substr(kFrameHeadSize)));
-  std::copy(head.begin(), head.end(), frame.begin());
+  put_u32_be(head, crc32(compressed));
   frame_heads_ += head;
   raw_total_ += raw_.size();
   // The header is tiny: it rides with the first frame.
-  if (chunks_.size() == 1 && chunks_[0].size() == kHeaderSize) {
-    chunks_[0] += frame;
-  } else {
-    chunks_.push_back(std::move(frame));
-  }
+  std::string* frame = &chunks_.back();
+  if (chunks_.size() > 1 || frame->size() != kHeaderSize) frame = &chunks_.emplace_back();
+  frame->reserve(frame->size() + head.size() + n);
+  frame->append(head);
+  frame->append(compressed);
   raw_.clear();
 }
 
@@ -193,12 +199,15 @@ std::vector<std::string> SnapshotImageWriter::finish_chunks() && {
 
 std::string SnapshotImageWriter::finish() && { return join_chunks(std::move(*this).finish_chunks()); }
 
-std::string join_chunks(const std::vector<std::string>& chunks) {
+std::string join_chunks(std::vector<std::string> chunks) {
   size_t total = 0;
   for (const std::string& c : chunks) total += c.size();
   std::string out;
   out.reserve(total);
-  for (const std::string& c : chunks) out += c;
+  for (std::string& c : chunks) {
+    out += c;
+    std::string().swap(c);  // freed as it is copied: the peak is one image and one chunk
+  }
   return out;
 }
 

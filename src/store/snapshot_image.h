@@ -10,6 +10,8 @@
 
 #include "base/result.h"
 
+typedef struct ZSTD_CCtx_s ZSTD_CCtx;  // zstd.h, kept out of this header
+
 // The store's snapshot image format (README.md "Snapshot format"), kept
 // apart from RocksDB so it can be tested and fuzzed on its own.
 //
@@ -56,13 +58,18 @@ class SnapshotImageWriter {
 
   std::vector<std::string> chunks_;
   std::string raw_;         // the frame being filled
+  std::string scratch_;     // compression output, reused
+  struct FreeCCtx {
+    void operator()(ZSTD_CCtx* c) const;
+  };
+  std::unique_ptr<ZSTD_CCtx, FreeCCtx> cctx_;  // reused across frames
   std::string frame_heads_;  // header and every frame's head, for the trailer's CRC
   uint64_t pairs_ = 0;
   uint64_t raw_total_ = 0;  // raw bytes of the frames flushed
 };
 
-// The chunks of an image as one string.
-std::string join_chunks(const std::vector<std::string>& chunks);
+// The chunks of an image as one string; each chunk is freed once copied.
+std::string join_chunks(std::vector<std::string> chunks);
 
 // Calls `fn` for every pair of a version 1 or 2 image, in order, holding at
 // most one decompressed frame; the views are valid during the call only. A
