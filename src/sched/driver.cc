@@ -318,6 +318,9 @@ void Driver::deactivate(const char* why) {
 void Driver::rebuild() {
   queue_.clear();
   jobs_.clear();
+  const size_t jobs = ports_.store->job_count();
+  jobs_.reserve(jobs);
+  queue_.reserve(jobs);
   auto st = ports_.store->for_each_timing(
       [this](const model::JobTiming& job, const store::ScheduleState& s) {
         refresh_job(job, s);
@@ -369,23 +372,24 @@ void Driver::redispatch_in_flight() {
 // ---- jobs ----
 
 void Driver::refresh_job(const model::JobTiming& job, const store::ScheduleState& state) {
-  auto it = jobs_.find(job.id);
-  absl::Time local = it == jobs_.end() ? absl::InfinitePast() : it->second.last_scheduled;
-  bool pending = it != jobs_.end() && it->second.start_pending;
-  if (!job.enabled) {
+  auto drop = [&] {
     jobs_.erase(job.id);
     queue_.remove(job.id);
-    return;
-  }
+  };
+  if (!job.enabled) return drop();
   auto schedule = schedules_.parse(job.schedule, job.timezone, job.created_at);
   if (!schedule.ok()) {
     spdlog::error("scheduler: job {} has an unparsable schedule: {}", job.id,
                   schedule.error().message);
-    jobs_.erase(job.id);
-    queue_.remove(job.id);
-    return;
+    return drop();
   }
-  JobEntry& e = jobs_.insert_or_assign(job.id, JobEntry{*schedule}).first->second;
+  // One lookup for both the entry's local state and its new value: a
+  // rebuild does this for every job.
+  auto [it, inserted] = jobs_.try_emplace(job.id, JobEntry{*schedule});
+  JobEntry& e = it->second;
+  const absl::Time local = inserted ? absl::InfinitePast() : e.last_scheduled;
+  const bool pending = !inserted && e.start_pending;
+  if (!inserted) e = JobEntry{*schedule};
   e.last_scheduled = std::max(local, state.last_scheduled);
   e.start_pending = pending;
   e.version = job.version;

@@ -125,6 +125,11 @@ std::vector<DueQueue::Entry> DueQueue::pop_due(absl::Time now, size_t max) {
   return out;
 }
 
+void DueQueue::reserve(size_t n) {
+  heap_.reserve(n);
+  index_.reserve(n);
+}
+
 void DueQueue::clear() {
   heap_.clear();
   slots_.clear();

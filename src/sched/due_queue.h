@@ -52,6 +52,10 @@ class DueQueue {
   // earliest first, ties by job id. O(k log n).
   std::vector<Entry> pop_due(absl::Time now, size_t max = std::numeric_limits<size_t>::max());
 
+  // Room for `n` jobs without rehashing or regrowing (a rebuild of a
+  // million-job queue spent a fifth of its time doing either).
+  void reserve(size_t n);
+
   size_t size() const { return heap_.size(); }
   bool empty() const { return heap_.empty(); }
   void clear();
