@@ -1372,6 +1372,16 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
       });
       return;
     }
+    // A follower installing the leader's snapshot holds part of it until
+    // the restore ends: its own view of the cluster is answered, nothing
+    // read from the store is.
+    const bool cluster_view = local_only && seg[1] != "backup";
+    if (!cluster_view && store->restoring()) {
+      return respond(fail(Error{ErrorCode::kUnavailable,
+                                "this node is restoring a snapshot sent by the leader; retry in a "
+                                "moment, or read with ?consistent=true (served by the leader)",
+                                {}}));
+    }
     dispatch(req, seg, std::move(respond));
   }
 

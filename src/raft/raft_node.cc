@@ -970,11 +970,13 @@ class RaftNodeImpl final : public RaftNode {
   // before it sends the snapshot again (its default is 30 s). A follower
   // that restarts while one is on its way never answers it, and would stay
   // behind for the whole timeout; so a few election timeouts (at least
-  // 5 s), plus a second per kInstallBytesPerSecond of image.
+  // 5 s), plus a second per kInstallBytesPerSecond of the image's raw size
+  // (what the follower's restore writes), at most an hour.
   static constexpr uint64_t kInstallBytesPerSecond = 10ull << 20;
   unsigned install_snapshot_timeout_ms(uint64_t image_bytes) const {
     const int64_t base = std::max<int64_t>(5'000, 4 * absl::ToInt64Milliseconds(config_.election_timeout));
-    return static_cast<unsigned>(base + static_cast<int64_t>(image_bytes * 1000 / kInstallBytesPerSecond));
+    const uint64_t per_bytes = std::min<uint64_t>(image_bytes / kInstallBytesPerSecond, 3600) * 1000;
+    return static_cast<unsigned>(base + static_cast<int64_t>(per_bytes));
   }
 
   // libraft's settings, remembered here (0.22 has setters only).
@@ -1051,7 +1053,6 @@ class RaftNodeImpl final : public RaftNode {
   static int fsm_restore(void* data, void* base, size_t len) {
     auto* self = static_cast<RaftNodeImpl*>(data);
     std::string_view image(static_cast<const char*>(base), len);
-    self->last_image_bytes_.store(store::snapshot_raw_bytes(image));
     std::string error;
     switch (self->state_machine_.restore(image, &error)) {
       case StateMachine::RestoreResult::kCorrupt:
@@ -1068,6 +1069,7 @@ class RaftNodeImpl final : public RaftNode {
         spdlog::info("raft: restored snapshot at index {}", self->store_->applied_index());
         break;
     }
+    self->last_image_bytes_.store(store::snapshot_raw_bytes(image));  // checked by now
     self->last_snapshot_index_ = std::max(self->last_snapshot_index_, self->store_->applied_index());
     cr_free(base);
     return 0;

@@ -794,6 +794,7 @@ class RocksStore final : public Store {
   Result<SnapshotChunks> serialize_snapshot_chunks() const override;
   Status restore_snapshot(std::string_view image) override;
   Status import_backup(std::string_view image) override;
+  bool restoring() const override { return restoring_.load(); }
 
  private:
   // Writes a checked image's pairs that `keep` accepts in bounded batches:
@@ -806,6 +807,7 @@ class RocksStore final : public Store {
   std::unique_ptr<rocksdb::DB> db_;
   std::atomic<uint64_t> applied_index_;
   std::atomic<uint64_t> job_count_;
+  std::atomic<bool> restoring_{false};  // write_image is writing
 };
 
 Result<ApplyOutcome> RocksStore::apply(uint64_t index, const model::CommandBatch& batch) {
@@ -1201,6 +1203,11 @@ Result<Store::SnapshotChunks> RocksStore::serialize_snapshot_chunks() const {
   if (applied) {
     CHRONOS_ASSIGN_OR_RETURN(applied_index, decode_u64_value(keys::kAppliedIndex, *applied));
   }
+  CHRONOS_ASSIGN_OR_RETURN(const std::optional<std::string> restoring, view.get(keys::kRestoring));
+  if (restoring) {
+    return Error{ErrorCode::kUnavailable,
+                 "this node is restoring a snapshot; its store holds part of it", {}};
+  }
   SnapshotImageWriter writer(applied_index);
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(view.options()));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
@@ -1285,34 +1292,49 @@ Status RocksStore::write_image(std::string_view image, const ImageCheck& check,
   // harmless, and the last synced write makes every earlier one durable
   // (one WAL, written in order).
   const rocksdb::WriteOptions unsynced;
-  CHRONOS_RETURN_IF_ERROR(for_each_snapshot_pair(
-      image, [&](std::string_view key, std::string_view value) -> Status {
-        if (!keep(key) || key == keys::kRestoring) return ok_status();
-        if (!check.timing_current) {
-          if (key.starts_with(keys::kTimingPrefix) || key == keys::kTimingIndex) return ok_status();
-          if (key.starts_with(keys::kJobPrefix)) {
-            CHRONOS_RETURN_IF_ERROR(put_timing_record(&batch, key, value));
-          }
-        }
-        rocksdb::Status st = batch.Put(to_slice(key), to_slice(value));
-        if (!st.ok()) return io_error("batch put", st);
-        if (batch.GetDataSize() >= kRestoreBatchBytes) {
-          st = db_->Write(unsynced, &batch);
-          if (!st.ok()) return io_error("restore write", st);
-          batch.Clear();
-        }
-        return ok_status();
-      }));
+  restoring_.store(true);
+  s = db_->Write(unsynced, &batch);
+  if (!s.ok()) {
+    restoring_.store(false);
+    return io_error("restore write", s);
+  }
+  batch.Clear();
+  // From here the store holds part of the image. A failure cannot be
+  // returned (the caller would go on with a store that claims its old
+  // state): the process ends, and at its restart open() empties the store
+  // and libraft restores its stored image again.
+  auto must = [](const Status& st) {
+    CHRONOS_CHECK(st.ok()) << "snapshot restore failed part way: " << st.error().message
+                           << " (the store is emptied at restart and the image restored again)";
+  };
+  must(for_each_snapshot_pair(image, [&](std::string_view key, std::string_view value) -> Status {
+    if (!keep(key) || key == keys::kRestoring) return ok_status();
+    if (!check.timing_current) {
+      if (key.starts_with(keys::kTimingPrefix) || key == keys::kTimingIndex) return ok_status();
+      if (key.starts_with(keys::kJobPrefix)) {
+        CHRONOS_RETURN_IF_ERROR(put_timing_record(&batch, key, value));
+      }
+    }
+    rocksdb::Status st = batch.Put(to_slice(key), to_slice(value));
+    if (!st.ok()) return io_error("batch put", st);
+    if (batch.GetDataSize() >= kRestoreBatchBytes) {
+      st = db_->Write(unsynced, &batch);
+      if (!st.ok()) return io_error("restore write", st);
+      batch.Clear();
+    }
+    return ok_status();
+  }));
   for (const auto& [key, value] : meta) {
     s = batch.Put(to_slice(key), value);
-    if (!s.ok()) return io_error("build restore batch", s);
+    if (!s.ok()) must(io_error("build restore batch", s));
   }
   s = batch.Delete(to_slice(keys::kRestoring));
-  if (!s.ok()) return io_error("build restore batch", s);
+  if (!s.ok()) must(io_error("build restore batch", s));
   rocksdb::WriteOptions synced;
   synced.sync = true;
   s = db_->Write(synced, &batch);
-  if (!s.ok()) return io_error("restore write", s);
+  if (!s.ok()) must(io_error("restore write", s));
+  restoring_.store(false);
   return ok_status();
 }
 
@@ -1481,11 +1503,22 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir) {
   }
   s = db->Get(rocksdb::ReadOptions(), to_slice(keys::kRestoring), &value);
   if (s.ok()) {
-    // A restore or import cut short: what is here is part of an image. The
-    // store claims no applied index, so libraft restores its snapshot again
-    // (or `chronos restore` imports again); nothing here is worth indexing.
-    spdlog::warn("store: a snapshot restore into {} was interrupted; it is redone from the image",
+    // A restore or import cut short: what is here is part of an image.
+    // Emptied, so the store claims nothing and holds nothing stale: libraft
+    // restores its stored image again (or `chronos restore` imports again,
+    // or a new member is sent the leader's).
+    spdlog::warn("store: a snapshot restore into {} was interrupted; the store is emptied and "
+                 "the image restored again",
                  dir);
+    rocksdb::WriteBatch batch;
+    s = batch.DeleteRange(db->DefaultColumnFamily(), rocksdb::Slice(), to_slice(kKeyspaceEnd));
+    if (s.ok()) {
+      s = batch.Put(to_slice(keys::kSchemaVersion), keys::encode_u64(keys::kCurrentSchemaVersion));
+    }
+    rocksdb::WriteOptions write_options;
+    write_options.sync = true;
+    if (s.ok()) s = db->Write(write_options, &batch);
+    if (!s.ok()) return io_error("empty an interrupted restore", s);
     return std::unique_ptr<Store>(std::make_unique<RocksStore>(std::move(db), 0, 0));
   }
   if (!s.IsNotFound()) return io_error("read restore marker", s);

@@ -20,11 +20,12 @@ constexpr size_t kTrailerSize = 4 + 8 + 8 + 4;
 // thread that shares two cores with the Raft loop; JSON jobs still shrink
 // several times over.
 constexpr int kZstdLevel = 1;
-// A reader allocates a frame's stated raw length before decompressing it, so
-// a corrupt length must not ask for more than a writer ever produces (one
-// pair larger than a frame makes a frame of that pair alone; a pair is at
-// most a job's or an execution's encoding, far below this).
-constexpr uint32_t kMaxFrameRawBytes = 256u << 20;
+// The largest pair the writer takes (far above any job's or execution's
+// encoding). A frame is at most such a pair plus the frame filled before it;
+// a reader allocates a frame's stated raw length before decompressing it, so
+// it refuses more than that.
+constexpr size_t kMaxPairBytes = 256u << 20;
+constexpr uint32_t kMaxFrameRawBytes = kMaxPairBytes + kSnapshotFrameBytes + 16;
 
 Error corrupt(std::string_view why) {
   return Error::validation("snapshot", "is not a valid snapshot image: " + std::string(why));
@@ -148,7 +149,7 @@ SnapshotImageWriter::SnapshotImageWriter(uint64_t applied_index) {
 }
 
 void SnapshotImageWriter::add(std::string_view key, std::string_view value) {
-  CHRONOS_CHECK(key.size() + value.size() + 8 <= kMaxFrameRawBytes)
+  CHRONOS_CHECK(key.size() + value.size() + 8 <= kMaxPairBytes)
       << "snapshot pair too large for a frame";
   put_u32_be(raw_, static_cast<uint32_t>(key.size()));
   raw_.append(key);

@@ -213,13 +213,17 @@ class Store {
   // checked whole first (every frame decompressed and checked, nothing
   // kept), so a corrupt one changes nothing. It is then written in batches
   // of a few MiB, not one WriteBatch of the whole store, under the marker
-  // m/restoring: a crash part way leaves the marker and no applied index,
-  // so the store claims nothing and libraft restores the snapshot again at
-  // start-up (it stores an image before it restores it). Readers may see a
-  // partly written store meanwhile; a follower restoring serves no read
-  // before its applied index reaches the read index, which the restore sets
-  // last.
+  // m/restoring: a crash part way leaves the marker, and open() empties a
+  // store that holds it, so libraft restores the snapshot again at start-up
+  // (it stores an image before it restores it). A write that fails part way
+  // ends the process with the reason, for the same restart: the store
+  // would otherwise claim state it no longer holds. Meanwhile restoring()
+  // is true.
   virtual Status restore_snapshot(std::string_view image) = 0;
+  // True while restore_snapshot or import_backup is writing: the keyspace
+  // is then part of an image, so reads outside the log's order (a
+  // follower's local GET, a backup) must not be served from it.
+  virtual bool restoring() const { return false; }
 
   // --- backup import (`chronos restore`) ---
   // Seeds this empty store from a backup (an image from serialize_snapshot,

@@ -731,6 +731,9 @@ TEST_F(StoreListTest, InterruptedRestoreClaimsNothingAndIsRedone) {
   }
   std::unique_ptr<Store> other = open_store(path);
   EXPECT_EQ(other->applied_index(), 0u);
+  EXPECT_EQ(other->job_count(), 0u);
+  EXPECT_EQ(other->get_job("stale").error().code, ErrorCode::kNotFound);  // emptied at open
+  EXPECT_FALSE(other->restoring());
   ASSERT_TRUE(other->restore_snapshot(image).ok());
   EXPECT_EQ(other->applied_index(), store_->applied_index());
   EXPECT_EQ(other->job_count(), 7u);
