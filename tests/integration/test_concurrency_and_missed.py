@@ -66,7 +66,6 @@ class ConcurrencyTest(unittest.TestCase):
         ex = self.wait_executions(
             job, lambda ex: ex if any(e["status"] == "cancelled" for e in ex)
             else None, 20, "a cancelled execution")
-        ec.set_enabled(self, self.node, job["id"], False)
         cancelled = [e for e in ex if e["status"] == "cancelled"][-1]  # oldest
         newer = [e for e in ex if ec.parse_time(e["scheduled_time"]) >
                  ec.parse_time(cancelled["scheduled_time"])]
@@ -82,6 +81,10 @@ class ConcurrencyTest(unittest.TestCase):
         n_req = rx.wait_for(
             lambda rs: [r for r in rs if r.execution_id == nxt["id"]], 10,
             "request of the replacing execution %s" % nxt["id"])[0]
+        # Paused only now: the replacing run may have been committed ahead
+        # of its fire time, and a scheduled run of a job paused before its
+        # first attempt is cancelled unsent (which a slow machine hit).
+        ec.set_enabled(self, self.node, job["id"], False)
         self.assertGreater(n_req.time, c_req.time)
         self.assertTrue(c_req.done_time is None or n_req.time < c_req.done_time,
                         "replacing run %r arrived after the cancelled one "
