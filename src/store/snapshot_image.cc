@@ -31,28 +31,45 @@ Error corrupt(std::string_view why) {
   return Error::validation("snapshot", "is not a valid snapshot image: " + std::string(why));
 }
 
+struct Header {
+  uint32_t version = 0;
+  uint64_t applied_index = 0;
+};
+
+// Magic, a known version, and room for that version's fixed parts; nothing
+// past the header is checked.
+Result<Header> read_header(std::string_view image) {
+  ByteReader in(image);
+  std::string_view magic;
+  Header h;
+  if (!in.bytes(kSnapshotMagic.size(), &magic) || !in.u32_be(&h.version) ||
+      !in.u64_be(&h.applied_index)) {
+    return corrupt("too short");
+  }
+  if (magic != kSnapshotMagic) return corrupt("bad magic");
+  if (h.version != 1 && h.version != kSnapshotFormatVersion) {
+    return corrupt("unsupported format version " + std::to_string(h.version));
+  }
+  const size_t fixed = h.version == 1 ? kHeaderSize + kCrcSize : kHeaderSize + kTrailerSize;
+  if (image.size() < fixed) return corrupt("too short");
+  return h;
+}
+
 // Calls `fn` with the raw (decompressed) pair bytes of each frame in turn.
 Status for_each_frame(std::string_view image,
                       const std::function<Status(std::string_view raw)>& fn,
                       uint64_t* pair_count) {
+  CHRONOS_ASSIGN_OR_RETURN(const Header header, read_header(image));
+  // Positions below are offsets into the whole image (frame heads are
+  // checksummed in place), so the reader starts past the checked header.
   ByteReader in(image);
-  std::string_view magic;
-  uint32_t version = 0;
-  uint64_t applied_index = 0;
-  if (!in.bytes(kSnapshotMagic.size(), &magic) || !in.u32_be(&version) ||
-      !in.u64_be(&applied_index)) {
-    return corrupt("too short");
-  }
-  if (magic != kSnapshotMagic) return corrupt("bad magic");
-  if (version == 1) {
-    if (image.size() < kHeaderSize + kCrcSize) return corrupt("too short");
+  std::string_view header_bytes;
+  in.bytes(kHeaderSize, &header_bytes);
+  if (header.version == 1) {
     const std::string_view body = image.substr(0, image.size() - kCrcSize);
     if (crc32(body) != get_u32_be(image.data() + body.size())) return corrupt("checksum mismatch");
     *pair_count = UINT64_MAX;  // version 1 does not record it
     return fn(body.substr(kHeaderSize));
-  }
-  if (version != kSnapshotFormatVersion) {
-    return corrupt("unsupported format version " + std::to_string(version));
   }
   uLong heads_crc = ::crc32_z(0L, reinterpret_cast<const Bytef*>(image.data()), kHeaderSize);
   std::string raw;
@@ -213,21 +230,8 @@ std::string join_chunks(std::vector<std::string> chunks) {
 }
 
 Result<uint64_t> read_snapshot_applied_index(std::string_view image) {
-  ByteReader in(image);
-  std::string_view magic;
-  uint32_t version = 0;
-  uint64_t applied_index = 0;
-  if (!in.bytes(kSnapshotMagic.size(), &magic) || !in.u32_be(&version) ||
-      !in.u64_be(&applied_index)) {
-    return corrupt("too short");
-  }
-  if (magic != kSnapshotMagic) return corrupt("bad magic");
-  if (version == 1 && image.size() < kHeaderSize + kCrcSize) return corrupt("too short");
-  if (version == 2 && image.size() < kHeaderSize + kTrailerSize) return corrupt("too short");
-  if (version != 1 && version != kSnapshotFormatVersion) {
-    return corrupt("unsupported format version " + std::to_string(version));
-  }
-  return applied_index;
+  CHRONOS_ASSIGN_OR_RETURN(const Header header, read_header(image));
+  return header.applied_index;
 }
 
 uint64_t snapshot_raw_bytes(std::string_view image) {

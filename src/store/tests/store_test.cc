@@ -916,26 +916,29 @@ TEST(SnapshotImage, ManyFramesRoundTripAndCompress) {
   EXPECT_FALSE(parse_snapshot_image(join_chunks(without)).ok());
 }
 
-TEST(SnapshotImage, RejectsAnyFlippedByte) {
+// A small image of two pairs at applied index 9.
+std::string two_pair_image() {
   SnapshotImageWriter writer(9);
   writer.add("key", "value");
   writer.add("k2", "v2");
-  const std::string image = std::move(writer).finish();
+  return std::move(writer).finish();
+}
+
+// Every byte is under a CRC: the header, frame heads and trailer under the
+// trailer's, the compressed bytes under their frame's.
+TEST(SnapshotImage, RejectsAnyFlippedByte) {
+  const std::string image = two_pair_image();
   for (size_t n = 0; n < image.size(); ++n) {
     std::string damaged = image;
     damaged[n] ^= 0x20;
     Result<SnapshotImage> parsed = parse_snapshot_image(damaged);
-    EXPECT_FALSE(parsed.ok() && parsed->applied_index == 9 && parsed->pairs.size() == 2 &&
-                 parsed->pairs[0].first == "key" && parsed->pairs[1].second == "v2")
-        << "byte " << n;
+    ASSERT_FALSE(parsed.ok()) << "byte " << n;
+    EXPECT_EQ(parsed.error().field, "snapshot");
   }
 }
 
 TEST(SnapshotImage, RejectsEveryTruncation) {
-  SnapshotImageWriter writer(9);
-  writer.add("key", "value");
-  writer.add("k2", "v2");
-  const std::string image = std::move(writer).finish();
+  const std::string image = two_pair_image();
   for (size_t n = 0; n < image.size(); ++n) {
     Result<SnapshotImage> parsed = parse_snapshot_image(std::string_view(image).substr(0, n));
     ASSERT_FALSE(parsed.ok()) << n;
