@@ -186,6 +186,25 @@ static void io_recv(struct raft_io *io, struct raft_message *msg) {
   n->recv(io, msg);
 }
 
+/* raft_uv's clock is uv_now, the loop's time cached when the loop last
+ * polled. raft_start reads it after loading the log and the snapshot,
+ * which takes seconds on a large store while the loop does not run: the
+ * election timer then started in the past, and every node of a cluster
+ * restarted together became a candidate the moment it was up, colliding
+ * with the candidate already waiting for it (split votes, ~1 s more to
+ * elect at a million jobs). Reading a fresh time gives a node that just
+ * started its full election timeout, as the Raft paper intends. */
+static raft_time io_time(struct raft_io *io) {
+  cr_node *n = CONTAINER_OF(io, cr_node, io);
+  uv_update_time(n->loop);
+  return uv_now(n->loop);
+}
+
+static bool snapshot_held(void *data, raft_index index) {
+  cr_node *n = data;
+  return n->user.snapshot_held(n->user.data, index);
+}
+
 static int io_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
                     raft_io_recv_cb recv) {
   cr_node *n = CONTAINER_OF(io, cr_node, io);
@@ -336,11 +355,14 @@ int cr_open(uv_loop_t *loop, const char *dir, uint64_t id, const char *address,
   }
   n->io_start = n->io.start;
   n->io.start = io_start;
+  n->io.time = io_time;
   n->io_snapshot_put = n->io.snapshot_put;
   n->io.snapshot_put = io_snapshot_put;
   /* 0.22's raft_uv writes snapshots uncompressed (its
    * raft_uv_set_snapshot_compression does nothing) and still reads the
    * LZ4-compressed files of earlier builds. */
+
+  if (n->user.snapshot_held != NULL) raft_uv_set_snapshot_held(&n->io, snapshot_held, n);
 
   cr_fsm_bind(&n->fsm, 3, &n->user);
   n->fsm.snapshot_async = fsm_snapshot_deferred;

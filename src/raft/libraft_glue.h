@@ -60,6 +60,11 @@ struct cr_fsm {
   int (*snapshot_async)(void *data, struct cr_buffer **bufs, unsigned *n);
   int (*snapshot_finalize)(void *data, struct cr_buffer *bufs, unsigned n);
   int (*restore)(void *data, void *base, size_t len);
+  /* Optional (NULL: always read). At start-up, before the most recent
+   * snapshot's data is read: whether the state machine already holds the
+   * state of the snapshot at `index`. If so the data is not read and
+   * restore gets base NULL, len 0 for it (scripts/libraft-patches/0005). */
+  bool (*snapshot_held)(void *data, uint64_t index);
 };
 
 typedef struct cr_node cr_node;

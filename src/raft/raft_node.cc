@@ -207,7 +207,8 @@ class RaftNodeImpl final : public RaftNode {
                      &RaftNodeImpl::fsm_snapshot,
                      &RaftNodeImpl::fsm_snapshot_async,
                      &RaftNodeImpl::fsm_snapshot_finalize,
-                     &RaftNodeImpl::fsm_restore};
+                     &RaftNodeImpl::fsm_restore,
+                     &RaftNodeImpl::fsm_snapshot_held};
     char errmsg[256] = {};
     rv = cr_open(&loop_, config_.dir.c_str(), config_.id, config_.address.c_str(), &fsm, &node_,
                  errmsg);
@@ -1050,8 +1051,25 @@ class RaftNodeImpl final : public RaftNode {
   // On success the FSM owns base (libraft's contract). At start-up libraft
   // restores its latest snapshot before replaying the log; when the store
   // already holds that state (the usual restart) nothing is written.
+  // Start-up only (before the loop thread exists).
+  static bool fsm_snapshot_held(void* data, uint64_t index) {
+    auto* self = static_cast<RaftNodeImpl*>(data);
+    if (!self->state_machine_.holds(index)) return false;
+    self->held_snapshot_index_ = index;
+    return true;
+  }
+
   static int fsm_restore(void* data, void* base, size_t len) {
     auto* self = static_cast<RaftNodeImpl*>(data);
+    if (len == 0 && self->held_snapshot_index_ != 0) {
+      // Not read: fsm_snapshot_held found the store holds it. Its size is
+      // not known until the next cut (no pacing for that one).
+      spdlog::info("raft: the store at index {} already holds the snapshot at index {} (not read)",
+                   self->store_->applied_index(), self->held_snapshot_index_);
+      self->last_snapshot_index_ = std::max(self->last_snapshot_index_, self->held_snapshot_index_);
+      self->held_snapshot_index_ = 0;
+      return 0;
+    }
     std::string_view image(static_cast<const char*>(base), len);
     std::string error;
     switch (self->state_machine_.restore(image, &error)) {
@@ -1219,6 +1237,8 @@ class RaftNodeImpl final : public RaftNode {
   bool snapshot_in_progress_ = false;
   uint64_t snapshot_index_ = 0;
   uint64_t last_snapshot_index_ = 0;
+  // The snapshot fsm_snapshot_held told libraft not to read (start-up).
+  uint64_t held_snapshot_index_ = 0;
   bool compacting_ = false;  // compact_if_restored's snapshot is running
   bool compacted_ = false;   // ... and has completed
   absl::Time snapshot_deadline_;

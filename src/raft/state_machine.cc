@@ -42,14 +42,18 @@ std::unique_ptr<store::ApplyOutcome> StateMachine::take(uint64_t index) {
   return outcome;
 }
 
+bool StateMachine::holds(uint64_t image_index) const {
+  const uint64_t applied = store_->applied_index();
+  return applied > 0 && applied >= image_index;
+}
+
 StateMachine::RestoreResult StateMachine::restore(std::string_view image, std::string* error) {
   auto image_index = store::Store::snapshot_applied_index(image);
   if (!image_index.ok()) {
     *error = image_index.error().message;
     return RestoreResult::kCorrupt;
   }
-  const uint64_t applied = store_->applied_index();
-  if (applied > 0 && applied >= *image_index) return RestoreResult::kAlreadyHeld;
+  if (holds(*image_index)) return RestoreResult::kAlreadyHeld;
   auto st = store_->restore_snapshot(image);
   if (!st.ok()) {
     *error = st.error().message;

@@ -58,6 +58,10 @@ class StateMachine {
   // hold state (a restored backup snapshotted before any command applied),
   // so such an image is always restored. `error` gets a message on failure.
   RestoreResult restore(std::string_view image, std::string* error);
+  // Whether the store already holds the state of an image at `index`
+  // (restore's kAlreadyHeld): at start-up libraft then does not read the
+  // image at all (RaftNode's snapshot_held).
+  bool holds(uint64_t image_index) const;
 
  private:
   store::Store* store_;

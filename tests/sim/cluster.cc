@@ -75,7 +75,7 @@ Result<std::unique_ptr<Cluster>> Cluster::create(ClusterOptions options, Applied
     s->leadership =
         std::make_unique<raft::LeadershipTracker>(absl::Milliseconds(options.election_timeout_ms));
     s->fsm = cr_fsm{s.get(), &Cluster::fsm_apply, &Cluster::fsm_snapshot, nullptr,
-                    &Cluster::fsm_snapshot_finalize, &Cluster::fsm_restore};
+                    &Cluster::fsm_snapshot_finalize, &Cluster::fsm_restore, nullptr};
     rv = sf_grow(c->fixture_, &s->fsm);
     if (rv != 0) return Error::internal(str_cat("raft_fixture_grow: ", cr_strerror(rv)));
     sf_configure(c->fixture_, i,
