@@ -315,8 +315,9 @@ _LOG_TS = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z) ")
 def log_events(node, start_index):
     """Timestamps (epoch s) of the start-up milestones in the node's log of
     start number start_index: `ready` (Chronos ... ready: API at ...),
-    `active` (scheduler: active as leader ... with N scheduled job(s)) and
-    the job count it names."""
+    `active` (scheduler: active as leader ...), `loaded` (scheduler:
+    loaded N scheduled job(s) ...: its due queue is complete) and the job
+    count it names."""
     path = os.path.join(node.work_dir, "chronos-%d.log" % start_index)
     out = {}
     try:
@@ -333,7 +334,9 @@ def log_events(node, start_index):
             out["ready"] = t
         elif "scheduler: active as leader" in line and "active" not in out:
             out["active"] = t
-            jm = re.search(r"with (\d+) scheduled job", line)
+        elif "scheduler: loaded " in line and "loaded" not in out:
+            out["loaded"] = t
+            jm = re.search(r"loaded (\d+) scheduled job", line)
             if jm:
                 out["scheduled_jobs"] = int(jm.group(1))
         elif "raft: store at index" in line and "snapshot_check" not in out:
@@ -672,7 +675,16 @@ def restart_once(cluster, rx, probe_id, size, timeout, log):
         key=lambda r: r.time)
     cluster.wait_ready(timeout)
     t_ready = time.time()
-    ev = {n.node_id: log_events(n, n.starts) for n in cluster.all_nodes}
+    # The new leader goes on loading its jobs after the first runs: wait
+    # for its "loaded" line too (a build that loads in one go has none).
+    deadline = time.monotonic() + timeout
+    while True:
+        ev = {n.node_id: log_events(n, n.starts) for n in cluster.all_nodes}
+        if (any("loaded" in v for v in ev.values()) or
+                time.monotonic() >= deadline or
+                not any(", loading " in n.log_text() for n in cluster.all_nodes)):
+            break
+        time.sleep(0.1)
     active = sorted((v["active"], k, v.get("scheduled_jobs"))
                     for k, v in ev.items() if "active" in v)
     rss = rss_sample(cluster)
@@ -695,17 +707,22 @@ def restart_once(cluster, rx, probe_id, size, timeout, log):
         "scheduler_active_s": active[0][0] - t0 if active else None,
         "scheduler_active_node": active[0][1] if active else None,
         "scheduled_jobs": active[0][2] if active else None,
+        # ... and when it had loaded every job (its due queue complete)
+        "scheduler_loaded_s": (ev[active[0][1]]["loaded"] - t0
+                               if active and "loaded" in ev[active[0][1]]
+                               else None),
         "activations": len(active),
         "rss": rss,
     }
     log("  restart %d jobs: stop %.2fs (exit %s); from the start: nodes "
-        "up (log 'ready') %s s, leader %.2fs, scheduler active %s s with %s "
-        "job(s), first probe request %.2fs (%s, scheduled %s), first new "
+        "up (log 'ready') %s s, leader %.2fs, scheduler active %s s, loaded "
+        "%s s with %s job(s), first probe request %.2fs (%s, scheduled %s), first new "
         "run %.2fs (%s), all /ready %.2fs; RSS max %.0f MiB%s" % (
             size, stop_s, sorted(codes.values(), key=str),
             "/".join("%.2f" % res["node_ready_s"][k]
                      for k in sorted(res["node_ready_s"])),
             res["leader_s"], _fmt(res["scheduler_active_s"], "%.2f"),
+            _fmt(res["scheduler_loaded_s"], "%.2f"),
             res["scheduled_jobs"], res["first_fire_s"],
             res["first_fire_kind"], first.scheduled_time,
             res["first_new_run_s"], res["first_new_run_kind"],
@@ -886,11 +903,10 @@ def _summarize_restarts(row):
             "max": max(r[k] for r in rs)}
         for k in ("first_fire_s", "first_new_run_s", "leader_s",
                   "all_ready_s", "stop_s")}
-    act = [r["scheduler_active_s"] for r in rs
-           if r["scheduler_active_s"] is not None]
-    if act:
-        row["restart"]["scheduler_active_s"] = {
-            "p50": statistics.median(act), "max": max(act)}
+    for k in ("scheduler_active_s", "scheduler_loaded_s"):
+        v = [r[k] for r in rs if r.get(k) is not None]
+        if v:
+            row["restart"][k] = {"p50": statistics.median(v), "max": max(v)}
     ups = [max(r["node_ready_s"].values()) for r in rs
            if r["node_ready_s"]]
     if ups:
@@ -1026,7 +1042,9 @@ def table_lines(rows):
             rs = r["restart"]
             n = len(r["restarts"])
             sa = rs.get("scheduler_active_s")
-            note = "scheduler active at %s s" % _fmt(sa and sa["p50"], "%.2f")
+            sl = rs.get("scheduler_loaded_s")
+            note = "scheduler active at %s s, every job loaded at %s s" % (
+                _fmt(sa and sa["p50"], "%.2f"), _fmt(sl and sl["p50"], "%.2f"))
             nr = rs["first_new_run_s"]
             if nr["max"] > rs["first_fire_s"]["max"] + 0.5:
                 note += "; first new run p50 %.2f s max %.2f s" % (

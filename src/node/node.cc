@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <chrono>
 #include <filesystem>
 #include <future>
 #include <mutex>
@@ -284,8 +285,17 @@ class NodeImpl final : public Node {
                                str_cat("cannot create ", config.data_dir, ": ", ec.message()));
     }
     CHRONOS_RETURN_IF_ERROR(api::split_host_port(config.raft_address, "cluster.raft.address"));
+    // Start-up milestones, for the log (restart time is a measured figure).
+    const auto t_open = std::chrono::steady_clock::now();
+    const auto ms_since = [](std::chrono::steady_clock::time_point t) {
+      return std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::chrono::steady_clock::now() - t)
+          .count();
+    };
     CHRONOS_ASSIGN_OR_RETURN(
         store_, store::Store::open((std::filesystem::path(config.data_dir) / "store").string()));
+    spdlog::info("store: opened in {} ms ({} job(s), applied index {})", ms_since(t_open),
+                 store_->job_count(), store_->applied_index());
 
     raft::RaftConfig rc;
     rc.id = raft::raft_id_for(config.node_id);
@@ -352,7 +362,9 @@ class NodeImpl final : public Node {
                                    const store::ApplyOutcome& outcome) {
       if (sched::Scheduler* s = sched_holder->load()) s->on_applied(batch, outcome);
     };
+    const auto t_raft = std::chrono::steady_clock::now();
     CHRONOS_ASSIGN_OR_RETURN(raft_, raft::RaftNode::start(rc, store_.get()));
+    spdlog::info("raft: log and snapshot loaded in {} ms", ms_since(t_raft));
 
     dispatch::HttpDispatcherOptions dopt;
     dopt.version = CHRONOS_VERSION;

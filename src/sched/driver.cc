@@ -13,11 +13,12 @@
 namespace chronos::sched {
 namespace {
 
-// Bound of the dirty-job set; past it the driver rebuilds from the store
+// Bound of the dirty-job set; past it the driver loads every job again
 // instead of tracking single jobs.
 constexpr size_t kMaxDirtyJobs = 100'000;
-// A proposal that was not committed (e.g. too many pending) is tried again
-// after this long, while the leadership lasts.
+// A proposal that was not committed (e.g. too many pending), or a load
+// slice whose store read failed, is tried again after this long, while the
+// leadership lasts.
 constexpr absl::Duration kProposalRetry = absl::Milliseconds(100);
 // While a due send waits for the lease to be renewed, the driver looks
 // again this often.
@@ -117,6 +118,7 @@ void Driver::turn(absl::Time now, std::vector<Input> inputs) {
   lease_until_ = lead.lease_until;
   for (Input& in : inputs) in(*this);
   drain_dirty();
+  load_slice();
   send_due(now);
   schedule_due(now);
   flush_results(now);
@@ -141,6 +143,7 @@ void Driver::want_lease() {
 
 absl::Time Driver::next_wake(absl::Time now) const {
   if (!active_) return absl::InfiniteFuture();
+  if (loading()) return std::max(now, load_.retry_at);  // the next slice
   absl::Time wake = absl::InfiniteFuture();
   // Jobs are popped `lookahead` before their queue time (schedule_due).
   if (auto earliest = queue_.earliest()) wake = std::min(wake, *earliest - options_.plan.lookahead);
@@ -253,6 +256,11 @@ void Driver::note_applied(const AppliedNote& note) {
   // at once, not one that waited and has been promoted since.
   for (const model::Execution& e : note.started) {
     if (flights_.count(e.id) != 0) continue;
+    // Not listed yet: a promotion committed in an earlier term (its notes
+    // reach the new leader's first turns) may have been sent by the
+    // leader then, and the listing re-dispatches it under the next
+    // attempt number. Promotions applied later are this leader's own.
+    if (load_.in_flight && e.id > load_.in_flight_after) continue;
     auto job = ports_.store->get_job(e.job_id);
     if (!job.ok()) continue;
     trace(str_cat("promoted ", e.job_id, "#", e.id, " t=", when(e.scheduled_time)));
@@ -269,25 +277,23 @@ void Driver::activate(uint64_t term) {
   ++epoch_;
   dirty_.clear();
   dirty_all_ = false;
-  // Wall time of the takeover's two store walks, for the log only (the
-  // driver's own clock is the turn's `now`, which does not move within it).
-  const auto t0 = std::chrono::steady_clock::now();
-  rebuild();
-  const auto t1 = std::chrono::steady_clock::now();
-  redispatch_in_flight();
-  const auto ms = [](auto d) {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
-  };
-  spdlog::info(
-      "scheduler: active as leader of term {} with {} scheduled job(s) (queue rebuilt in {} ms, "
-      "in-flight runs listed in {} ms)",
-      term, queue_.size(), ms(t1 - t0), ms(std::chrono::steady_clock::now() - t1));
-  trace(str_cat("ACTIVE as leader of term ", term, " with ", queue_.size(), " scheduled job(s)"));
+  queue_.clear();
+  jobs_.clear();
+  const size_t jobs = ports_.store->job_count();
+  jobs_.reserve(jobs);
+  queue_.reserve(jobs);
+  load_ = Load{};
+  load_.in_flight = true;
+  load_.jobs = true;
+  load_.started = std::chrono::steady_clock::now();
+  spdlog::info("scheduler: active as leader of term {}, loading {} job(s)", term, jobs);
+  trace(str_cat("ACTIVE as leader of term ", term));
 }
 
 void Driver::deactivate(const char* why) {
   active_ = false;
   ++epoch_;
+  load_ = Load{};
   queue_.clear();
   jobs_.clear();
   schedules_.clear();
@@ -315,18 +321,23 @@ void Driver::deactivate(const char* why) {
   trace(str_cat("inactive (", why, ")"));
 }
 
-void Driver::rebuild() {
-  queue_.clear();
-  jobs_.clear();
-  const size_t jobs = ports_.store->job_count();
-  jobs_.reserve(jobs);
-  queue_.reserve(jobs);
-  auto st = ports_.store->for_each_timing(
-      [this](const model::JobTiming& job, const store::ScheduleState& s) {
-        refresh_job(job, s);
-        return true;
-      });
-  if (!st.ok()) spdlog::error("scheduler: rebuild failed: {}", st.error().message);
+void Driver::load_slice() {
+  if (now_ < load_.retry_at) return;
+  if (load_.in_flight) {
+    load_in_flight();
+  } else if (load_.jobs) {
+    load_jobs();
+  } else {
+    return;
+  }
+  if (load_.in_flight || load_.jobs) return;
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - load_.started)
+                      .count();
+  spdlog::info(
+      "scheduler: loaded {} scheduled job(s) for term {} in {} ms (in-flight runs listed in {} ms)",
+      queue_.size(), term_, ms, load_.in_flight_ms);
+  trace(str_cat("LOADED ", queue_.size(), " scheduled job(s)"));
 }
 
 // Executions an earlier leader (or this node before a restart) left in
@@ -334,20 +345,25 @@ void Driver::rebuild() {
 // of a retry's back-off recorded with the retry) has not sent it: it is
 // sent then, under that number. Any other may have been sent: that attempt
 // is committed as made before the next one is sent (at once), so the
-// target sees attempt numbers go up, never back.
-void Driver::redispatch_in_flight() {
-  std::string after;
-  while (true) {
-    auto page = ports_.store->list_in_flight(after, options_.max_batch);
+// target sees attempt numbers go up, never back. The listing also meets
+// runs this leader started since it became active (ids grow with time):
+// those it already owns.
+void Driver::load_in_flight() {
+  size_t listed = 0;
+  while (listed < options_.load_slice) {
+    auto page = ports_.store->list_in_flight(load_.in_flight_after, options_.max_batch);
     if (!page.ok()) {
       spdlog::error("scheduler: cannot list in-flight executions: {}", page.error().message);
+      load_.retry_at = now_ + kProposalRetry;
       return;
     }
+    listed += page->size();
     for (model::Execution& e : *page) {
-      after = e.id;
+      load_.in_flight_after = e.id;
+      if (proposed_.count(e.id) != 0) continue;
       if (auto f = flights_.find(e.id); f != flights_.end()) {
-        // This process's attempt from an earlier term is still out there:
-        // its outcome is handled in this term.
+        // This process's attempt from an earlier term is still out there
+        // (its outcome is handled in this term), or a run of this term.
         f->second.exec.attempts = std::max(f->second.exec.attempts, e.attempts);
         continue;
       }
@@ -365,8 +381,37 @@ void Driver::redispatch_in_flight() {
       f.to_record = attempts;
       f.redispatch = true;
     }
-    if (page->size() < options_.max_batch) return;
+    if (page->size() < options_.max_batch) {
+      load_.in_flight = false;
+      load_.in_flight_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::steady_clock::now() - load_.started)
+                               .count();
+      return;
+    }
   }
+}
+
+void Driver::load_jobs() {
+  size_t read = 0;
+  bool more = false;
+  auto st = ports_.store->for_each_timing(
+      load_.jobs_after, [&](const model::JobTiming& job, const store::ScheduleState& s) {
+        if (read == options_.load_slice) {
+          more = true;
+          return false;
+        }
+        ++read;
+        load_.jobs_after = job.id;
+        refresh_job(job, s);
+        return true;
+      });
+  if (!st.ok()) {
+    // Tried again from where it stopped, a little later.
+    spdlog::error("scheduler: loading the jobs failed: {}", st.error().message);
+    load_.retry_at = now_ + kProposalRetry;
+    return;
+  }
+  load_.jobs = more;
 }
 
 // ---- jobs ----
@@ -384,7 +429,7 @@ void Driver::refresh_job(const model::JobTiming& job, const store::ScheduleState
     return drop();
   }
   // One lookup for both the entry's local state and its new value: a
-  // rebuild does this for every job.
+  // load does this for every job.
   auto [it, inserted] = jobs_.try_emplace(job.id, JobEntry{*schedule});
   JobEntry& e = it->second;
   const absl::Time local = inserted ? absl::InfinitePast() : e.last_scheduled;
@@ -403,9 +448,13 @@ void Driver::refresh_job(const model::JobTiming& job, const store::ScheduleState
 
 void Driver::drain_dirty() {
   if (dirty_all_) {
+    // Too many to track one by one: every job is loaded again (what is
+    // loaded stays: refresh_job keeps a job's own in-flight start).
     dirty_all_ = false;
     dirty_.clear();
-    rebuild();
+    load_.jobs = true;
+    load_.jobs_after.clear();
+    load_.started = std::chrono::steady_clock::now();
     return;
   }
   std::unordered_set<std::string> dirty;

@@ -34,6 +34,11 @@ inline constexpr std::string_view kTimingPrefix = "c/";
 inline constexpr std::string_view kAppliedIndex = "m/applied_index";
 inline constexpr std::string_view kSchemaVersion = "m/schema_version";
 inline constexpr std::string_view kTimingIndex = "m/timing_index";
+// The number of jobs, so that opening a store does not count a million
+// name keys: u64 applied index, then u64 count. Apply writes it with
+// m/applied_index; a value whose index is not the applied index (written
+// by a build without it, or applied to by one since) is recounted at open.
+inline constexpr std::string_view kJobCount = "m/job_count";
 // Present while a snapshot restore or a backup import is being written
 // (Store::restore_snapshot); its value is the image's applied index.
 inline constexpr std::string_view kRestoring = "m/restoring";

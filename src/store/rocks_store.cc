@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <system_error>
 
+#include "base/strings.h"
 #include "model/concurrency.h"
 #include "model/execution_codec.h"
 #include "model/job_codec.h"
@@ -30,6 +31,11 @@
 namespace chronos::store {
 
 namespace {
+
+// keys::kJobCount's value: the applied index it is current at, then the count.
+std::string job_count_value(uint64_t applied_index, uint64_t count) {
+  return keys::encode_u64(applied_index) + keys::encode_u64(count);
+}
 
 template <class... Ts>
 struct Overloaded : Ts... {
@@ -785,8 +791,9 @@ class RocksStore final : public Store {
                                                        size_t limit) const override;
   Status for_each_job(
       const std::function<bool(const model::Job&, const ScheduleState&)>& fn) const override;
-  Status for_each_timing(const std::function<bool(const model::JobTiming&, const ScheduleState&)>&
-                             fn) const override;
+  Status for_each_timing(
+      std::string_view after_id,
+      const std::function<bool(const model::JobTiming&, const ScheduleState&)>& fn) const override;
   Result<std::vector<std::string>> executions_to_prune(std::string_view job_id, size_t keep_newest,
                                                        absl::Time completed_before,
                                                        size_t limit) const override;
@@ -836,9 +843,12 @@ Result<ApplyOutcome> RocksStore::apply(uint64_t index, const model::CommandBatch
     if (txn.failed()) return txn.fatal();
     outcome.results.push_back(std::move(result));
   }
+  const auto job_count =
+      static_cast<uint64_t>(static_cast<int64_t>(job_count_.load()) + job_delta);
   txn.put(keys::kAppliedIndex, keys::encode_u64(index));
-  // The c/ records are in step with this index (see open()).
+  // The c/ records and the count are in step with this index (see open()).
   txn.put(keys::kTimingIndex, keys::encode_u64(index));
+  txn.put(keys::kJobCount, job_count_value(index, job_count));
   if (txn.failed()) return txn.fatal();
 
   // sync=false: the Raft log is the durable record. A crash may lose the
@@ -849,7 +859,7 @@ Result<ApplyOutcome> RocksStore::apply(uint64_t index, const model::CommandBatch
   const rocksdb::Status s = db_->Write(write_options, txn.write_batch());
   if (!s.ok()) return io_error("apply write", s);
 
-  job_count_.store(static_cast<uint64_t>(static_cast<int64_t>(job_count_.load()) + job_delta));
+  job_count_.store(job_count);
   applied_index_.store(index);
   return outcome;
 }
@@ -1105,7 +1115,7 @@ Result<std::vector<MemberRecord>> RocksStore::list_members() const {
 // job's schedule state, at one snapshot; `decode(job_id, value)` turns a
 // record into what `fn` takes.
 template <typename T>
-Status walk_with_states(rocksdb::DB* db, std::string_view prefix,
+Status walk_with_states(rocksdb::DB* db, std::string_view prefix, std::string_view after_id,
                         const std::function<Result<T>(std::string_view, std::string_view)>& decode,
                         const std::function<bool(const T&, const ScheduleState&)>& fn) {
   const std::string upper = keys::prefix_end(prefix);
@@ -1119,9 +1129,16 @@ Status walk_with_states(rocksdb::DB* db, std::string_view prefix,
   std::unique_ptr<rocksdb::Iterator> states =
       view.range(db, &state_lower_slice, &state_upper_slice);
 
-  states->SeekToFirst();
-  for (records->SeekToFirst(); records->Valid(); records->Next()) {
+  if (after_id.empty()) {
+    records->SeekToFirst();
+    states->SeekToFirst();
+  } else {
+    records->Seek(str_cat(prefix, after_id));
+    states->Seek(str_cat(keys::kSchedulePrefix, after_id));
+  }
+  for (; records->Valid(); records->Next()) {
     const std::string_view job_id = records->key().ToStringView().substr(prefix.size());
+    if (job_id <= after_id) continue;  // `after_id` itself
     CHRONOS_ASSIGN_OR_RETURN(T record, decode(job_id, records->value().ToStringView()));
     // Skip states of ids below this one (none exist while the store is
     // consistent: a state is deleted with its job).
@@ -1144,14 +1161,15 @@ Status walk_with_states(rocksdb::DB* db, std::string_view prefix,
 Status RocksStore::for_each_job(
     const std::function<bool(const model::Job&, const ScheduleState&)>& fn) const {
   return walk_with_states<model::Job>(
-      db_.get(), keys::kJobPrefix,
+      db_.get(), keys::kJobPrefix, "",
       [](std::string_view, std::string_view value) { return decode_job(value); }, fn);
 }
 
 Status RocksStore::for_each_timing(
+    std::string_view after_id,
     const std::function<bool(const model::JobTiming&, const ScheduleState&)>& fn) const {
-  return walk_with_states<model::JobTiming>(db_.get(), keys::kTimingPrefix, decode_timing_record,
-                                            fn);
+  return walk_with_states<model::JobTiming>(db_.get(), keys::kTimingPrefix, after_id,
+                                            decode_timing_record, fn);
 }
 
 // Cost: one key-only pass over the job's executions to count them, then a
@@ -1348,6 +1366,7 @@ Status RocksStore::restore_snapshot(std::string_view image) {
       image, check, [](std::string_view) { return true; },
       {{keys::kAppliedIndex, keys::encode_u64(check.applied_index)},
        {keys::kTimingIndex, keys::encode_u64(check.applied_index)},
+       {keys::kJobCount, job_count_value(check.applied_index, check.name_keys)},
        {keys::kSchemaVersion, keys::encode_u64(keys::kCurrentSchemaVersion)}}));
   job_count_.store(check.name_keys);
   applied_index_.store(check.applied_index);
@@ -1381,7 +1400,7 @@ Status RocksStore::import_backup(std::string_view image) {
     for (it->SeekToFirst(); !restoring && it->Valid(); it->Next()) {
       if (it->key() != to_slice(keys::kSchemaVersion) &&
           it->key() != to_slice(keys::kAppliedIndex) &&
-          it->key() != to_slice(keys::kTimingIndex)) {
+          it->key() != to_slice(keys::kTimingIndex) && it->key() != to_slice(keys::kJobCount)) {
         // Named by its kind only: the rest of a key may be binary.
         const std::string_view key = it->key().ToStringView();
         return not_empty("holds data (a key under " + std::string(key.substr(0, 2)) + ")");
@@ -1398,6 +1417,7 @@ Status RocksStore::import_backup(std::string_view image) {
       image, check, [](std::string_view key) { return !key.starts_with(kMetaPrefix); },
       {{keys::kAppliedIndex, keys::encode_u64(0)},
        {keys::kTimingIndex, keys::encode_u64(0)},
+       {keys::kJobCount, job_count_value(0, check.name_keys)},
        {keys::kSchemaVersion, keys::encode_u64(keys::kCurrentSchemaVersion)}}));
   job_count_.store(check.name_keys);
   return ok_status();
@@ -1450,6 +1470,23 @@ Result<uint64_t> count_jobs(rocksdb::DB* db) {
   return count;
 }
 
+// The stored job count when it is current (keys::kJobCount), else the
+// name keys counted (O(jobs), once: the count is written back).
+Result<uint64_t> job_count_at_open(rocksdb::DB* db, uint64_t applied_index) {
+  std::string value;
+  rocksdb::Status s = db->Get(rocksdb::ReadOptions(), to_slice(keys::kJobCount), &value);
+  if (!s.ok() && !s.IsNotFound()) return io_error("read job count", s);
+  if (s.ok() && value.size() == 16 &&
+      keys::decode_u64(std::string_view(value).substr(0, 8)) == applied_index) {
+    if (auto n = keys::decode_u64(std::string_view(value).substr(8))) return *n;
+  }
+  CHRONOS_ASSIGN_OR_RETURN(const uint64_t count, count_jobs(db));
+  s = db->Put(rocksdb::WriteOptions(), to_slice(keys::kJobCount),
+              job_count_value(applied_index, count));
+  if (!s.ok()) return io_error("write job count", s);
+  return count;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Store>> Store::open(const std::string& dir) {
@@ -1470,6 +1507,10 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir) {
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   options.memtable_whole_key_filtering = true;
   options.memtable_prefix_bloom_size_ratio = 0.02;
+  // After a crash the WAL is replayed into memtables and left there (the
+  // WAL is kept until they are flushed as usual) instead of written out as
+  // level-0 tables before the node can start.
+  options.avoid_flush_during_recovery = true;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
   if (!s.ok()) return io_error("open " + dir, s);
@@ -1523,7 +1564,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir) {
   }
   if (!s.IsNotFound()) return io_error("read restore marker", s);
   CHRONOS_RETURN_IF_ERROR(ensure_timing_records(db.get(), applied_index));
-  CHRONOS_ASSIGN_OR_RETURN(const uint64_t job_count, count_jobs(db.get()));
+  CHRONOS_ASSIGN_OR_RETURN(const uint64_t job_count, job_count_at_open(db.get(), applied_index));
   return std::unique_ptr<Store>(
       std::make_unique<RocksStore>(std::move(db), applied_index, job_count));
 }

@@ -175,9 +175,13 @@ class Store {
   // scheduler's rebuild on gaining leadership (O(jobs), off the hot path).
   virtual Status for_each_job(
       const std::function<bool(const model::Job&, const ScheduleState&)>& fn) const = 0;
-  // The same over the jobs' timing records (c/, kept by apply): what the
-  // scheduler's rebuild reads, without decoding whole jobs.
+  // The same over the jobs' timing records (c/, kept by apply), from the
+  // first job id after `after_id` ("" = from the start): what the
+  // scheduler loads, without decoding whole jobs. A new leader reads them
+  // a slice at a time (each slice at its own snapshot), resuming after the
+  // last id it saw.
   virtual Status for_each_timing(
+      std::string_view after_id,
       const std::function<bool(const model::JobTiming&, const ScheduleState&)>& fn) const = 0;
   // Terminal executions of a job, oldest first, beyond which retention
   // applies: everything except the newest `keep_newest`, plus those that

@@ -152,6 +152,9 @@ Process::Process(const ProcessEnv* env, unsigned server)
   o.node_id = str_cat("n", server);
   o.plan = env->plan;
   o.seed = (*env->rng)() | 1;
+  // A new leader loads its few jobs and runs in flight over several turns,
+  // deciding between slices, as a leader of a million jobs does.
+  o.load_slice = 2;
   sched::DriverPorts ports;
   ports.store = &env->cluster->store(server);
   ports.log = log_.get();

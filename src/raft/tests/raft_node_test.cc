@@ -353,9 +353,10 @@ class GatedStore final : public store::Store {
     return inner_->for_each_job(fn);
   }
   Status for_each_timing(
+      std::string_view after_id,
       const std::function<bool(const model::JobTiming&, const store::ScheduleState&)>& fn)
       const override {
-    return inner_->for_each_timing(fn);
+    return inner_->for_each_timing(after_id, fn);
   }
   Result<std::vector<std::string>> executions_to_prune(std::string_view job_id,
                                                        size_t keep_newest,

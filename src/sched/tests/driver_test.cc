@@ -7,7 +7,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <deque>
+#include <map>
 
 #include "base/strings.h"
 #include "store/tests/store_fixture.h"
@@ -100,16 +102,23 @@ class DriverTest : public ::testing::Test {
     store_ = std::move(s).value();
     log_ = std::make_unique<StepLog>(store_.get(), &post_);
     post_ = [this](Input in) { inbox_.push_back(std::move(in)); };
-    DriverOptions o;
-    o.node_id = "n1";
-    o.plan.lookahead = absl::Milliseconds(500);
-    o.seed = 7;
+    options_.node_id = "n1";
+    options_.plan.lookahead = absl::Milliseconds(500);
+    options_.seed = 7;
+    make_driver();
+  }
+
+  // A new driver with options_ (the old one's state is gone, as in a new
+  // process).
+  void make_driver() {
     driver_ = std::make_unique<Driver>(
-        o, DriverPorts{store_.get(), log_.get(), &targets_, &clock_, post_,
-                       [this](absl::Time) { return str_cat("exec-", ++ids_); }, &metrics_,
-                       [](const std::string& line) {
-                         if (getenv("DRIVER_TEST_TRACE")) fprintf(stderr, "%s\n", line.c_str());
-                       }});
+        options_, DriverPorts{store_.get(), log_.get(), &targets_, &clock_, post_,
+                              [this](absl::Time) { return str_cat("exec-", ++ids_); }, &metrics_,
+                              [](const std::string& line) {
+                                if (getenv("DRIVER_TEST_TRACE")) {
+                                  fprintf(stderr, "%s\n", line.c_str());
+                                }
+                              }});
   }
 
   void turn() {
@@ -129,10 +138,11 @@ class DriverTest : public ::testing::Test {
     clock_.advance(t - clock_.now());
     settle();
   }
-  model::Job every_second_job(model::Concurrency c = model::Concurrency::kBufferOne) {
+  model::Job every_second_job(model::Concurrency c = model::Concurrency::kBufferOne,
+                              const std::string& id = "job-1") {
     model::Job job;
-    job.id = "job-1";
-    job.name = "j";
+    job.id = id;
+    job.name = id == "job-1" ? "j" : id;
     job.schedule = "* * * * * *";
     job.webhook = model::Webhook{};
     job.webhook->url = "http://target.test/";
@@ -160,6 +170,7 @@ class DriverTest : public ::testing::Test {
     return *e;
   }
 
+  DriverOptions options_;
   TempDir dir_;
   std::unique_ptr<store::Store> store_;
   SimulatedClock clock_;
@@ -345,6 +356,57 @@ TEST_F(DriverTest, ARunEndedBeforeItsStartIsReportedCommittedIsNotSent) {
   EXPECT_EQ(stored("exec-1").status, model::ExecutionStatus::kCancelled);
   advance_to(kT0 + absl::Seconds(1) + absl::Milliseconds(100));
   for (const auto& s : targets_.sent) EXPECT_NE(s.attempt.execution.id, "exec-1");
+}
+
+}  // namespace
+}  // namespace chronos::sched
+
+namespace chronos::sched {
+namespace {
+
+// Job ids of the StartExecutions in a pending proposal.
+std::vector<std::string> started_jobs(const model::CommandBatch& batch) {
+  std::vector<std::string> out;
+  for (const auto& c : batch.commands) {
+    if (const auto* start = std::get_if<model::StartExecutions>(&c)) {
+      for (const auto& e : start->executions) out.push_back(e.job_id);
+    }
+  }
+  return out;
+}
+
+TEST_F(DriverTest, ANewLeaderStartsWhatItHasLoadedBeforeItHasLoadedEveryJob) {
+  options_.load_slice = 3;
+  make_driver();
+  for (int i = 0; i < 8; ++i) every_second_job(model::Concurrency::kAllow, str_cat("job-", i));
+  inbox_.clear();  // applied before this leader's time, as after a restart
+  clock_.advance(absl::Milliseconds(600));  // the runs at kT0+1s are within the lookahead
+  turn();  // activates; lists the runs in flight (none)
+  EXPECT_TRUE(driver_->loading());
+  turn();  // the first three jobs
+  ASSERT_EQ(log_->pending().size(), 1u);
+  EXPECT_EQ(started_jobs(log_->pending()[0]),
+            (std::vector<std::string>{"job-0", "job-1", "job-2"}));
+  EXPECT_TRUE(driver_->loading());
+  // A job the log touches meanwhile is loaded at once, ahead of the walk.
+  model::Job later = *store_->get_job("job-7");
+  later.version += 1;
+  log_->apply_now(model::CommandBatch{{model::PutJob{later, later.version - 1}}});
+  turn();
+  EXPECT_TRUE(driver_->loading());
+  std::vector<std::string> second = started_jobs(log_->pending().back());
+  EXPECT_NE(std::find(second.begin(), second.end(), "job-7"), second.end());
+  settle();
+  EXPECT_FALSE(driver_->loading());
+  advance_to(kT0 + absl::Seconds(1));
+  // Every job once, job-7 too (the walk met it again after loading it).
+  std::map<std::string, int> sends;
+  for (const auto& sent : targets_.sent) {
+    EXPECT_EQ(sent.attempt.execution.scheduled_time, kT0 + absl::Seconds(1));
+    ++sends[sent.attempt.execution.job_id];
+  }
+  EXPECT_EQ(sends.size(), 8u);
+  for (const auto& [job, n] : sends) EXPECT_EQ(n, 1) << job;
 }
 
 }  // namespace

@@ -113,6 +113,7 @@ TEST_F(BackupTest, ImportedKeyspaceIsTheImageMinusMeta) {
     if (!k.starts_with("m/")) expected.emplace_back(k, v);
   }
   expected.emplace_back(std::string(keys::kAppliedIndex), keys::encode_u64(0));
+  expected.emplace_back(std::string(keys::kJobCount), keys::encode_u64(0) + keys::encode_u64(2));
   expected.emplace_back(std::string(keys::kSchemaVersion),
                         keys::encode_u64(keys::kCurrentSchemaVersion));
   expected.emplace_back(std::string(keys::kTimingIndex), keys::encode_u64(0));
@@ -155,6 +156,7 @@ TEST_F(BackupTest, OldClusterRegistryAndOtherMetaAreDropped) {
     if (k.starts_with("m/")) meta.push_back(k);
   }
   EXPECT_EQ(meta, (std::vector<std::string>{std::string(keys::kAppliedIndex),
+                                            std::string(keys::kJobCount),
                                             std::string(keys::kSchemaVersion),
                                             std::string(keys::kTimingIndex)}));
   EXPECT_EQ(*target_->get_job("job-a"), *store_->get_job("job-a"));

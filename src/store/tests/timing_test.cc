@@ -72,7 +72,7 @@ TEST(TimingRecordTest, EveryTruncationAndAnyTrailingByteIsCorruptNotACrash) {
 // Every job's timing and state as for_each_timing gives them.
 std::vector<std::pair<JobTiming, ScheduleState>> timings(const Store& store) {
   std::vector<std::pair<JobTiming, ScheduleState>> out;
-  Status st = store.for_each_timing([&](const JobTiming& t, const ScheduleState& s) {
+  Status st = store.for_each_timing("", [&](const JobTiming& t, const ScheduleState& s) {
     out.emplace_back(t, s);
     return true;
   });
@@ -171,6 +171,35 @@ TEST_F(TimingStoreTest, ImportOfABackupWithoutRecordsRebuildsThem) {
   target.reset();
   target = open_store(other.path());
   EXPECT_EQ(timings(*target), timings_of_jobs(*store_));
+}
+
+// The count is stored with the applied index (keys::kJobCount) so that an
+// open does not count a million name keys; every way a store gets its
+// jobs keeps it right across a reopen.
+TEST_F(TimingStoreTest, TheJobCountIsKeptAcrossReopenRestoreAndImport) {
+  ASSERT_EQ(store_->job_count(), 2u);
+  const std::string image = *store_->serialize_snapshot();
+  store_.reset();
+  store_ = open_store(dir_.path());
+  EXPECT_EQ(store_->job_count(), 2u);
+  ASSERT_TRUE(apply_one(DeleteJob{"job-a", 0}).ok());
+  store_.reset();
+  store_ = open_store(dir_.path());
+  EXPECT_EQ(store_->job_count(), 1u);
+
+  TempDir restored;
+  std::unique_ptr<Store> target = open_store(restored.path());
+  ASSERT_TRUE(target->restore_snapshot(image).ok());
+  target.reset();
+  target = open_store(restored.path());
+  EXPECT_EQ(target->job_count(), 2u);
+
+  TempDir imported;
+  target = open_store(imported.path());
+  ASSERT_TRUE(target->import_backup(image).ok());
+  target.reset();
+  target = open_store(imported.path());
+  EXPECT_EQ(target->job_count(), 2u);
 }
 
 }  // namespace
