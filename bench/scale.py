@@ -334,6 +334,7 @@ def log_events(node, start_index):
             out["ready"] = t
         elif "scheduler: active as leader" in line and "active" not in out:
             out["active"] = t
+            out["loads"] = ", loading " in line  # a build that loads in slices
         elif "scheduler: loaded " in line and "loaded" not in out:
             out["loaded"] = t
             jm = re.search(r"loaded (\d+) scheduled job", line)
@@ -680,9 +681,8 @@ def restart_once(cluster, rx, probe_id, size, timeout, log):
     deadline = time.monotonic() + timeout
     while True:
         ev = {n.node_id: log_events(n, n.starts) for n in cluster.all_nodes}
-        if (any("loaded" in v for v in ev.values()) or
-                time.monotonic() >= deadline or
-                not any(", loading " in n.log_text() for n in cluster.all_nodes)):
+        if (any("loaded" in v or not v.get("loads", True)
+                for v in ev.values()) or time.monotonic() >= deadline):
             break
         time.sleep(0.1)
     active = sorted((v["active"], k, v.get("scheduled_jobs"))

@@ -1048,9 +1048,6 @@ class RaftNodeImpl final : public RaftNode {
     return 0;
   }
 
-  // On success the FSM owns base (libraft's contract). At start-up libraft
-  // restores its latest snapshot before replaying the log; when the store
-  // already holds that state (the usual restart) nothing is written.
   // Start-up only (before the loop thread exists).
   static bool fsm_snapshot_held(void* data, uint64_t index) {
     auto* self = static_cast<RaftNodeImpl*>(data);
@@ -1059,6 +1056,9 @@ class RaftNodeImpl final : public RaftNode {
     return true;
   }
 
+  // On success the FSM owns base (libraft's contract). At start-up libraft
+  // restores its latest snapshot before replaying the log; when the store
+  // already holds that state (the usual restart) nothing is written.
   static int fsm_restore(void* data, void* base, size_t len) {
     auto* self = static_cast<RaftNodeImpl*>(data);
     if (len == 0 && self->held_snapshot_index_ != 0) {

@@ -56,6 +56,13 @@ const store::ItemResults* items_of(const Result<store::ApplyOutcome>& outcome, s
 
 std::string when(absl::Time t) { return model::format_time(t); }
 
+// Wall milliseconds since `t`, for the log only (the driver's own clock is
+// the turn's `now`, which does not move within a turn).
+int64_t ms_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t)
+      .count();
+}
+
 }  // namespace
 
 // A proposed start (scheduled runs, a manual trigger or replay) waiting for
@@ -331,12 +338,9 @@ void Driver::load_slice() {
     return;
   }
   if (load_.in_flight || load_.jobs) return;
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      std::chrono::steady_clock::now() - load_.started)
-                      .count();
   spdlog::info(
       "scheduler: loaded {} scheduled job(s) for term {} in {} ms (in-flight runs listed in {} ms)",
-      queue_.size(), term_, ms, load_.in_flight_ms);
+      queue_.size(), term_, ms_since(load_.started), load_.in_flight_ms);
   trace(str_cat("LOADED ", queue_.size(), " scheduled job(s)"));
 }
 
@@ -383,9 +387,7 @@ void Driver::load_in_flight() {
     }
     if (page->size() < options_.max_batch) {
       load_.in_flight = false;
-      load_.in_flight_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                               std::chrono::steady_clock::now() - load_.started)
-                               .count();
+      load_.in_flight_ms = ms_since(load_.started);
       return;
     }
   }

@@ -1133,12 +1133,13 @@ Status walk_with_states(rocksdb::DB* db, std::string_view prefix, std::string_vi
     records->SeekToFirst();
     states->SeekToFirst();
   } else {
-    records->Seek(str_cat(prefix, after_id));
+    const std::string from = str_cat(prefix, after_id);
+    records->Seek(from);
+    if (records->Valid() && records->key() == rocksdb::Slice(from)) records->Next();
     states->Seek(str_cat(keys::kSchedulePrefix, after_id));
   }
   for (; records->Valid(); records->Next()) {
     const std::string_view job_id = records->key().ToStringView().substr(prefix.size());
-    if (job_id <= after_id) continue;  // `after_id` itself
     CHRONOS_ASSIGN_OR_RETURN(T record, decode(job_id, records->value().ToStringView()));
     // Skip states of ids below this one (none exist while the store is
     // consistent: a state is deleted with its job).

@@ -358,12 +358,6 @@ TEST_F(DriverTest, ARunEndedBeforeItsStartIsReportedCommittedIsNotSent) {
   for (const auto& s : targets_.sent) EXPECT_NE(s.attempt.execution.id, "exec-1");
 }
 
-}  // namespace
-}  // namespace chronos::sched
-
-namespace chronos::sched {
-namespace {
-
 // Job ids of the StartExecutions in a pending proposal.
 std::vector<std::string> started_jobs(const model::CommandBatch& batch) {
   std::vector<std::string> out;
