@@ -258,7 +258,7 @@ struct Api::Impl : std::enable_shared_from_this<Api::Impl> {
   metrics::Family<metrics::Gauge>& raft_peers;
   metrics::Family<metrics::Gauge>& breaker_state;
   // Where completions of Raft proposals continue (the HTTP I/O threads), so
-  // the Raft loop thread only hands off. Runs inline until set_executor().
+  // the Raft threads only hand off. Runs inline until set_executor().
   Api::Executor post = [](std::function<void()> fn) { fn(); };
 
   // Updates of one job run one at a time, in arrival order: each starts from

@@ -51,7 +51,7 @@ class Api {
       metrics::Registry* metrics, dispatch::HttpDispatcher* dispatcher, sched::Scheduler* scheduler,
       Forwarder* forwarder);
 
-  // Where completions of Raft proposals continue, off the Raft loop thread.
+  // Where completions of Raft proposals continue, off the Raft loop and apply threads.
   // Set once, before the first request (until then they run inline).
   void set_executor(Executor executor);
 

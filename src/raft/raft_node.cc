@@ -20,6 +20,7 @@
 #include "base/clock.h"
 #include "base/strings.h"
 #include "base/thread_name.h"
+#include "raft/applier.h"
 #include "raft/entry_framing.h"
 #include "raft/leadership.h"
 #include "raft/state_machine.h"
@@ -159,11 +160,14 @@ struct Proposal {
   uint64_t term = 0;
 };
 
+using Proposals = std::vector<std::unique_ptr<Proposal>>;
+
 // Proposals that share one log entry (group commit), in queue order; owned
-// by libraft's request (req.data) until on_group_applied.
+// by libraft's request (req.data) until on_group_applied. The members move
+// to the applier's completion once the entry is proposed.
 struct Group {
   RaftNodeImpl* node = nullptr;
-  std::vector<std::unique_ptr<Proposal>> members;
+  Proposals members;
   uint32_t commands = 0;
   size_t bytes = 0;
   // When and in which term the entry was handed to libraft (the leadership
@@ -178,6 +182,7 @@ class RaftNodeImpl final : public RaftNode {
       : config_(std::move(config)),
         store_(store),
         state_machine_(store, config_.on_applied),
+        applier_(&state_machine_, Applier::Limits{}),
         leadership_(config_.election_timeout) {}
 
   ~RaftNodeImpl() override { stop(); }
@@ -231,6 +236,12 @@ class RaftNodeImpl final : public RaftNode {
 
     CHRONOS_RETURN_IF_ERROR(bootstrap_if_new());
 
+    // Before raft_start, which may replay entries.
+    apply_thread_ = std::thread([this] {
+      name_this_thread("raft-apply");
+      applier_.run();
+    });
+
     // raft_start may already apply entries and take a snapshot on this
     // thread; the loop thread does not exist yet, so this thread is the
     // loop's only user until it starts.
@@ -283,8 +294,17 @@ class RaftNodeImpl final : public RaftNode {
   }
 
   RaftStatus status() const override {
-    std::lock_guard lock(status_mu_);
-    return status_;
+    RaftStatus s;
+    {
+      std::lock_guard lock(status_mu_);
+      s = status_;
+    }
+    // Fresher than the last refresh: a proposer that was just answered
+    // sees its entry applied (and so committed and in the log).
+    s.applied_index = std::max(s.applied_index, applier_.last_applied());
+    s.commit_index = std::max(s.commit_index, s.applied_index);
+    s.last_index = std::max(s.last_index, s.commit_index);
+    return s;
   }
 
   void want_lease_until(absl::Duration until) override {
@@ -329,6 +349,11 @@ class RaftNodeImpl final : public RaftNode {
       uv_loop_close(&loop_);
       loop_open_ = false;
     }
+    // libraft is closed: nothing is queued any more. What was queued is
+    // committed, so it is applied and its proposers answered before the
+    // store is let go.
+    applier_.finish();
+    if (apply_thread_.joinable()) apply_thread_.join();
     if (node_ != nullptr) {
       cr_destroy(node_);
       node_ = nullptr;
@@ -451,16 +476,37 @@ class RaftNodeImpl final : public RaftNode {
       self->begin_shutdown();
       return;
     }
+    self->run_posted();
     self->drain_queue();
+  }
+
+  // Runs `fn` on the loop thread at its next wakeup; dropped once the loop
+  // is closing (what is posted only updates loop-thread state).
+  void post_to_loop(std::function<void()> fn) {
+    std::lock_guard lock(queue_mu_);
+    if (!wakeup_open_) return;
+    posted_.push_back(std::move(fn));
+    uv_async_send(&wakeup_);
+  }
+
+  void run_posted() {
+    std::vector<std::function<void()>> posted;
+    {
+      std::lock_guard lock(queue_mu_);
+      posted.swap(posted_);
+    }
+    for (auto& fn : posted) {
+      if (!closing_) fn();
+    }
   }
 
   // Loop thread. Takes queued work in order. Proposals next to each other
   // go into one log entry (group commit, at most kMaxGroupBytes and
   // kMaxGroupCommands unless a single proposal is larger); while
-  // config_.max_inflight_entries of those entries are in libraft's hands,
-  // the leader leaves the queue as it is: what arrives meanwhile goes out
-  // as one entry when one of them is applied (on_group_applied wakes the
-  // loop).
+  // config_.max_inflight_entries of those entries are proposed and their
+  // proposers not yet answered, the leader leaves the queue as it is: what
+  // arrives meanwhile goes out as one entry when one of them is applied
+  // (its completion wakes the loop).
   void drain_queue() {
     for (;;) {
       auto group = std::make_unique<Group>();
@@ -575,8 +621,17 @@ class RaftNodeImpl final : public RaftNode {
       cr_free(buf.base);
       return fail_all(raft_error(rv, "raft_apply"));
     }
-    state_machine_.await(index);
+    // The entry holds its in-flight slot until its proposers are answered:
+    // what queues meanwhile goes out as one entry, so groups grow with the
+    // time apply takes, not only with the time to commit.
     ++inflight_entries_;
+    applier_.await(index, [this, members = std::make_shared<Proposals>(std::move(g->members)),
+                           commands = g->commands,
+                           index](Result<store::ApplyOutcome> outcome) {
+      answer_group(*members, commands, index, std::move(outcome));
+      --inflight_entries_;
+      wake_loop();  // proposals held while this entry was in flight
+    });
     g.release();  // owned by the request until on_group_applied
   }
 
@@ -587,35 +642,43 @@ class RaftNodeImpl final : public RaftNode {
     if (p->task_failed) p->task_failed(std::move(e));
   }
 
+  // libraft's callback: the entry is committed and queued to the applier
+  // (status 0), or will not be applied through this request. The members
+  // hear back from the applier (answer_group), or here on failure.
   static void on_group_applied(void* data, uint64_t index, int status, void* /*result*/) {
     std::unique_ptr<Group> g(static_cast<Group*>(data));
     RaftNodeImpl* self = g->node;
-    std::unique_ptr<store::ApplyOutcome> outcome = self->state_machine_.take(index);
-    --self->inflight_entries_;
-    self->wake_loop();  // proposals held while this entry was in flight
-    // Refresh first so a client that sees its write acknowledged also sees
-    // it in the status (applied index) it reads next. A failed request is
-    // failed while libraft changes state: the status timer refreshes later.
-    if (status == 0) self->refresh_status();
+    if (status == 0) {
+      self->leadership_.committed(g->term, g->proposed_at);
+      return;
+    }
+    // A failed request is failed while libraft changes state: the status
+    // timer refreshes later.
     if (status == CR_LEADERSHIPLOST || status == CR_NOTLEADER) self->note_leadership_lost();
-    auto fail_all = [&g](const Error& e) {
-      for (auto& p : g->members) complete(p.get(), e);
+    if (Applier::Completion done = self->applier_.abandon(index)) {
+      done(raft_error(status, "proposal not applied"));
+    }
+  }
+
+  // The applier's thread (or the loop's, on failure): each proposal of a
+  // group entry gets the results of its own commands.
+  static void answer_group(Proposals& members, uint32_t commands, uint64_t index,
+                           Result<store::ApplyOutcome> outcome) {
+    auto fail_all = [&members](const Error& e) {
+      for (auto& p : members) complete(p.get(), e);
     };
-    if (status != 0) return fail_all(raft_error(status, "proposal not applied"));
-    CHRONOS_CHECK(outcome != nullptr) << "applied entry " << index << " has no outcome";
+    if (!outcome.ok()) return fail_all(outcome.error());
     if (outcome->skipped) {
       // Only possible when the store is ahead of the log it was built from
       // (start() refuses that); the commands did not take effect.
       return fail_all(Error::internal(
           str_cat("entry ", index, " was skipped: the store is ahead of the log")));
     }
-    CHRONOS_CHECK(outcome->results.size() == g->commands)
-        << "entry " << index << ": " << outcome->results.size() << " results for " << g->commands
+    CHRONOS_CHECK(outcome->results.size() == commands)
+        << "entry " << index << ": " << outcome->results.size() << " results for " << commands
         << " commands";
-    self->leadership_.committed(g->term, g->proposed_at);
-    // Each proposal gets the results of its own commands.
     auto next = outcome->results.begin();
-    for (auto& p : g->members) {
+    for (auto& p : members) {
       store::ApplyOutcome mine;
       mine.index = index;
       mine.results.assign(std::make_move_iterator(next),
@@ -626,14 +689,19 @@ class RaftNodeImpl final : public RaftNode {
     }
   }
 
+  // Committed: the barrier completes once the applier has applied every
+  // entry before it (a consistent read then sees them in the store).
   static void on_barrier_done(void* data, int status) {
     std::unique_ptr<Proposal> p(static_cast<Proposal*>(data));
     if (status != 0) {
       complete(p.get(), raft_error(status, "barrier"));
       return;
     }
-    release(p.get());
-    p->barrier_cb(ok_status());
+    RaftNodeImpl* self = p->node;
+    self->applier_.push_marker([p = std::shared_ptr<Proposal>(std::move(p))] {
+      release(p.get());
+      p->barrier_cb(ok_status());
+    });
   }
 
   // ---- membership and maintenance (loop thread) ----
@@ -900,13 +968,18 @@ class RaftNodeImpl final : public RaftNode {
     // (commands, barriers and configuration changes alike), so the entry
     // being applied is the one after it.
     uint64_t index = cr_last_applied(self->node_) + 1;
-    const absl::Time start = absl::Now();
-    self->state_machine_.apply(index, std::string_view(static_cast<const char*>(base), len));
-    *result = nullptr;  // outcomes stay in the state machine (StateMachine::await)
-    const absl::Duration took = absl::Now() - start;
-    if (took > self->config_.heartbeat_timeout) {
-      spdlog::warn("raft: applying entry {} ({} bytes) held the loop thread for {}", index, len,
-                   absl::FormatDuration(took));
+    const std::string_view entry(static_cast<const char*>(base), len);
+    *result = nullptr;  // proposers hear from the applier (Applier::await)
+    if (!self->applier_.try_push(index, entry)) {
+      // The store is behind what commits by a full queue: the loop waits
+      // for room (back-pressure) rather than memory growing.
+      const absl::Time start = absl::Now();
+      self->applier_.push(index, entry);
+      const absl::Duration took = absl::Now() - start;
+      if (took > self->config_.heartbeat_timeout) {
+        spdlog::warn("raft: the apply queue was full; entry {} waited {} for room", index,
+                     absl::FormatDuration(took));
+      }
     }
     self->log_bytes_since_snapshot_ += len;
     ++self->log_entries_since_snapshot_;
@@ -1003,6 +1076,7 @@ class RaftNodeImpl final : public RaftNode {
     self->log_entries_since_snapshot_ = 0;
     self->snapshot_in_progress_ = true;
     self->snapshot_index_ = cr_last_applied(self->node_);
+    self->snapshot_ticket_ = self->applier_.ticket();
     *bufs = nullptr;
     *n = 0;
     return 0;
@@ -1014,8 +1088,12 @@ class RaftNodeImpl final : public RaftNode {
   // store's own consistent snapshot, so it may be newer than the index
   // libraft records for it, which is safe: the image carries its applied
   // index and replayed entries at or below it are skipped.
+  // libraft counts entries as applied once they are queued to the applier,
+  // so the image waits until the store has applied what was queued by
+  // fsm_snapshot (libraft drops log entries this image covers).
   static int fsm_snapshot_async(void* data, cr_buffer** bufs, unsigned* n) {
     auto* self = static_cast<RaftNodeImpl*>(data);
+    if (!self->applier_.wait_done(self->snapshot_ticket_)) return CR_CANCELED;
     auto image = self->store_->serialize_snapshot_chunks();
     if (!image.ok()) {
       spdlog::error("raft: snapshot failed: {}", image.error().message);
@@ -1072,6 +1150,9 @@ class RaftNodeImpl final : public RaftNode {
     }
     std::string_view image(static_cast<const char*>(base), len);
     std::string error;
+    // The image replaces the keyspace: entries queued before it are applied
+    // first, so none lands on top of it.
+    self->applier_.drain();
     switch (self->state_machine_.restore(image, &error)) {
       case StateMachine::RestoreResult::kCorrupt:
         spdlog::error("raft: snapshot image rejected: {}", error);
@@ -1143,7 +1224,9 @@ class RaftNodeImpl final : public RaftNode {
     if (leader_address != nullptr) s.leader_address = leader_address;
     s.term = cr_current_term(node_);
     s.commit_index = cr_commit_index(node_);
-    s.applied_index = cr_last_applied(node_);
+    // libraft counts an entry applied once it is queued to the applier;
+    // while the applier works, what the store holds is its count.
+    s.applied_index = applier_.idle() ? cr_last_applied(node_) : applier_.last_applied();
     s.last_index = cr_last_index(node_);
     const bool leading = s.role == Role::kLeader;
     const int64_t election_ms = absl::ToInt64Milliseconds(config_.election_timeout);
@@ -1183,9 +1266,13 @@ class RaftNodeImpl final : public RaftNode {
       auto p = std::make_unique<Proposal>();
       p->node = this;
       uint64_t term = s.term;
+      // The applier's thread (or the loop's, on failure): LeadershipTracker
+      // lives on the loop thread.
       p->barrier_cb = [this, term, now_mono](Status st) {
-        leadership_.barrier_done(term, now_mono, st.ok());
-        if (st.ok()) refresh_status();
+        post_to_loop([this, term, now_mono, ok = st.ok()] {
+          leadership_.barrier_done(term, now_mono, ok);
+          if (ok) refresh_status();
+        });
       };
       submit(std::move(p));
     }
@@ -1219,7 +1306,9 @@ class RaftNodeImpl final : public RaftNode {
   bool handles_open_ = false;
   bool wakeup_open_ = false;    // guarded by queue_mu_ once the loop runs
   std::atomic<bool> thread_started_{false};
-  StateMachine state_machine_;
+  StateMachine state_machine_;  // used by applier_'s thread (and restore, once drained)
+  Applier applier_;
+  std::thread apply_thread_;  // runs applier_
   LeadershipTracker leadership_;
   // want_lease_until's argument in nanoseconds (any thread).
   std::atomic<int64_t> lease_wanted_until_ns_{std::numeric_limits<int64_t>::min()};
@@ -1236,6 +1325,7 @@ class RaftNodeImpl final : public RaftNode {
   // the latest index a finished (or restored) snapshot covers.
   bool snapshot_in_progress_ = false;
   uint64_t snapshot_index_ = 0;
+  uint64_t snapshot_ticket_ = 0;  // the applier's ticket at fsm_snapshot
   uint64_t last_snapshot_index_ = 0;
   // The snapshot fsm_snapshot_held told libraft not to read (start-up).
   uint64_t held_snapshot_index_ = 0;
@@ -1253,11 +1343,14 @@ class RaftNodeImpl final : public RaftNode {
   std::atomic<uint64_t> last_image_bytes_{0};
   // The image's chunks lent to libraft by fsm_snapshot_async until finalize.
   std::unique_ptr<std::vector<std::string>> snapshot_image_;
-  unsigned inflight_entries_ = 0;                  // group entries not yet applied
+  // Group entries proposed and not yet answered (loop thread and the
+  // applier's completions).
+  std::atomic<unsigned> inflight_entries_{0};
   std::thread thread_;
 
   std::mutex queue_mu_;
   std::deque<std::unique_ptr<Proposal>> queue_;  // guarded by queue_mu_
+  std::vector<std::function<void()>> posted_;     // post_to_loop; guarded by queue_mu_
   bool stopping_ = false;                        // guarded by queue_mu_
   size_t pending_ = 0;  // admitted proposals not yet completed; guarded by queue_mu_
 

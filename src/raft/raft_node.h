@@ -48,12 +48,10 @@ struct RaftConfig {
   size_t max_pending_proposals = 4096;  // proposals admitted and not yet completed
   // Group commit: proposals queued while this many entries of the leader's
   // are appended and not yet applied wait, then go out together as one
-  // entry (raft_node.cc drain_queue). It also bounds what commits at once,
-  // which every member then applies in one go on its loop thread (with
-  // groups of at most 128 commands: a few hundred commands); 2 overlaps
-  // the disk write of one entry with the replication of the other.
+  // entry (raft_node.cc drain_queue); 2 overlaps the disk write of one
+  // entry with the replication of the other.
   unsigned max_inflight_entries = 2;
-  // Called on the loop thread after every entry is applied to the store
+  // Called on the apply thread after every entry is applied to the store
   // (proposed here or not, leader or follower; not for skipped replays),
   // with what apply did. Must return at once: record what changed and hand
   // work elsewhere.
@@ -112,13 +110,15 @@ struct RaftStatus {
 //   api/sched ──propose()──▶ [bounded queue] ──uv_async──▶ loop thread
 //                                                           │ raft_apply
 //                                     commit ◀──replicate───┘
-//                                        │ fsm apply: decode → Store::apply
+//                                        │ fsm apply: copy into the Applier's queue
 //                                        ▼
-//                      completion callback (on the loop thread)
+//        apply thread: decode → Store::apply → on_applied → completion callback
 //
 // Thread safety: propose(), barrier(), status() and stop() may be called from
-// any thread. Completion callbacks run on the loop thread and must return
-// quickly (hand work to another executor); they must not call stop().
+// any thread. Proposal and barrier completions run on the apply thread (a
+// failure may be reported on the loop thread), membership and maintenance
+// callbacks on the loop thread; all must return quickly (hand work to
+// another executor) and must not call stop().
 // Lifecycle: start() → running → stop() (idempotent; also run by the
 // destructor). The Store must outlive the node.
 class RaftNode {
@@ -154,7 +154,7 @@ class RaftNode {
   virtual void want_lease_until(absl::Duration until) = 0;
 
   // ---- membership and maintenance (leader only unless noted; any thread) ----
-  // Callbacks run on the loop thread, like proposal completions. Errors:
+  // Callbacks run on the loop thread. Errors:
   // kNoLeader (not the leader, or leadership lost meanwhile), kConflict
   // (another membership change is in progress; an id or address already
   // used by a different member; removing the leader itself),
@@ -184,7 +184,9 @@ class RaftNode {
 
   // Stops the loop: queued proposals complete with kUnavailable, those
   // already inside libraft with the error libraft closes them with
-  // (kUnavailable or kNoLeader). Blocks until the loop thread has exited.
+  // (kUnavailable or kNoLeader); committed entries still queued to the
+  // applier are applied and their proposers answered. Blocks until the
+  // loop and apply threads have exited.
   virtual void stop() = 0;
 };
 

@@ -8,19 +8,15 @@ namespace chronos::raft {
 StateMachine::StateMachine(store::Store* store, AppliedHook on_applied)
     : store_(store), on_applied_(std::move(on_applied)) {}
 
-void StateMachine::apply(uint64_t index, std::string_view entry) {
-  const bool awaited = awaited_.count(index) != 0;
+store::ApplyOutcome StateMachine::apply(uint64_t index, std::string_view entry) {
   if (index <= store_->applied_index()) {
     // A replay after restart (the store already holds it): skipped without
     // decoding, since a restart replays every entry kept behind the last
     // snapshot (tens of thousands on a large store).
-    if (awaited) {
-      auto skipped = std::make_unique<store::ApplyOutcome>();
-      skipped->index = index;
-      skipped->skipped = true;
-      outcomes_[index] = std::move(skipped);
-    }
-    return;
+    store::ApplyOutcome skipped;
+    skipped.index = index;
+    skipped.skipped = true;
+    return skipped;
   }
   auto batch = model::decode_batch(unframe_entry(entry));
   CHRONOS_CHECK(batch.ok()) << "undecodable log entry " << index << ": " << batch.error().message;
@@ -28,18 +24,7 @@ void StateMachine::apply(uint64_t index, std::string_view entry) {
   CHRONOS_CHECK(outcome.ok()) << "store apply of entry " << index
                               << " failed: " << outcome.error().message;
   if (on_applied_ && !outcome->skipped) on_applied_(*batch, *outcome);
-  if (awaited) outcomes_[index] = std::make_unique<store::ApplyOutcome>(std::move(outcome).value());
-}
-
-void StateMachine::await(uint64_t index) { awaited_.insert(index); }
-
-std::unique_ptr<store::ApplyOutcome> StateMachine::take(uint64_t index) {
-  awaited_.erase(index);
-  auto it = outcomes_.find(index);
-  if (it == outcomes_.end()) return nullptr;
-  auto outcome = std::move(it->second);
-  outcomes_.erase(it);
-  return outcome;
+  return std::move(outcome).value();
 }
 
 bool StateMachine::holds(uint64_t image_index) const {

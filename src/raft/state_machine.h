@@ -3,8 +3,6 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <unordered_map>
-#include <unordered_set>
 #include <string>
 #include <string_view>
 
@@ -15,7 +13,8 @@ namespace chronos::raft {
 
 // Called after every entry is applied to the store (proposed here or not,
 // leader or follower; not for entries skipped as replays), with what apply
-// did. On the thread that applies (the Raft loop); must return at once.
+// did. On the thread that applies (raft_node's apply thread); must return at
+// once.
 using AppliedHook =
     std::function<void(const model::CommandBatch& batch, const store::ApplyOutcome& outcome)>;
 
@@ -31,21 +30,12 @@ class StateMachine {
   StateMachine(store::Store* store, AppliedHook on_applied);
 
   // Applies committed entry `index` (its bytes as they are in the log,
-  // framed), and keeps the outcome when a proposer awaits it (await). An
-  // entry that does not decode, or a store write that fails, crashes the
-  // process: skipping it would silently diverge from the other members.
-  void apply(uint64_t index, std::string_view entry);
-
-  // A proposal of this member's is at log index `index`: apply keeps its
-  // outcome until take(). The outcomes stay here rather than going through
-  // libraft's request: libraft 0.22 may apply an entry after it has queued
-  // the failure of its request (a leader stepping down), and then drops
-  // the result it was given (legacy.c, applyCommand), which leaked.
-  void await(uint64_t index);
-  // The outcome of `index` if it was applied (else nullptr), and forgets
-  // the index either way: call it from the proposal's callback, whatever
-  // its status.
-  std::unique_ptr<store::ApplyOutcome> take(uint64_t index);
+  // framed) and returns what apply did (`skipped` for an entry the store
+  // already holds, a replay after restart). An entry that does not decode,
+  // or a store write that fails, crashes the process: skipping it would
+  // silently diverge from the other members. Proposers hear of their
+  // entries' outcomes through the Applier, which calls this.
+  store::ApplyOutcome apply(uint64_t index, std::string_view entry);
 
   enum class RestoreResult : uint8_t {
     kRestored,     // the store now holds the image's state
@@ -66,8 +56,6 @@ class StateMachine {
  private:
   store::Store* store_;
   AppliedHook on_applied_;
-  std::unordered_set<uint64_t> awaited_;  // proposals not yet taken
-  std::unordered_map<uint64_t, std::unique_ptr<store::ApplyOutcome>> outcomes_;
 };
 
 }  // namespace chronos::raft

@@ -99,10 +99,10 @@ struct DriverOptions {
   PlanOptions plan;
   // Executions per StartExecutions / FinishExecutions command; bigger sets
   // are split over several commands. Every member applies a command in one
-  // go on its Raft loop thread, which sends no heartbeat meanwhile: on a
-  // store of half a million jobs 1 000 starts took 200-300 ms to apply, and
-  // two of them back to back cost the leadership (docs/architecture.md
-  // "Group commit").
+  // store write, and everything committed after it waits for that write:
+  // on a store of half a million jobs 1 000 starts took 200-300 ms to
+  // apply. (That once held the Raft loop and cost the leadership; apply
+  // now runs on its own thread, docs/architecture.md "Group commit".)
   size_t max_batch = 128;
   // How long finished results wait to be committed together.
   absl::Duration finish_batch_window = absl::Milliseconds(5);

@@ -28,7 +28,7 @@ namespace chronos::sched {
 //                     sleeps until Driver::next_wake (≤ 20 ms) or new input
 //
 // Thread safety: every public method may be called from any thread
-// (on_applied from the Raft loop). The store, Raft node, dispatcher, clock
+// (on_applied from the Raft apply thread). The store, Raft node, dispatcher, clock
 // and registry must outlive it.
 class Scheduler {
  public:
@@ -48,7 +48,7 @@ class Scheduler {
                                           dispatch::HttpDispatcher* dispatcher, const Clock* clock,
                                           metrics::Registry* metrics);
 
-  // An entry was applied (Raft loop thread; cheap).
+  // An entry was applied (Raft apply thread; cheap).
   virtual void on_applied(const model::CommandBatch& batch, const store::ApplyOutcome& outcome) = 0;
 
   // Starts a manual run (POST /jobs/{id}/trigger) or a replay of an earlier

@@ -72,6 +72,10 @@ Result<std::unique_ptr<Cluster>> Cluster::create(ClusterOptions options, Applied
         [cluster, i](const model::CommandBatch& batch, const store::ApplyOutcome& outcome) {
           if (cluster->on_applied_) cluster->on_applied_(i, batch, outcome);
         });
+    // A small queue, so that both a store lagging libraft and a full queue
+    // (applied in place here, where raft_node's loop would wait) happen.
+    s->applier = std::make_unique<raft::Applier>(s->state_machine.get(),
+                                                 raft::Applier::Limits{8, 1u << 20});
     s->leadership =
         std::make_unique<raft::LeadershipTracker>(absl::Milliseconds(options.election_timeout_ms));
     s->fsm = cr_fsm{s.get(), &Cluster::fsm_apply, &Cluster::fsm_snapshot, nullptr,
@@ -107,14 +111,30 @@ Cluster::~Cluster() {
 
 uint64_t Cluster::now_ms() const { return sf_time(fixture_); }
 
-void Cluster::step() { sf_step(fixture_); }
+// The applier runs one item per step on every live server, so the store
+// lags what libraft counts as applied, as raft_node's applier thread may.
+void Cluster::step() {
+  sf_step(fixture_);
+  for (auto& s : servers_) {
+    if (alive(s->index)) s->applier->run_one();
+  }
+}
+
+void Cluster::drain(Server& s) {
+  while (s.applier->run_one()) {
+  }
+}
 
 store::Store& Cluster::store(unsigned i) { return *servers_[i]->store; }
 
 int Cluster::state(unsigned i) { return sf_state(fixture_, i); }
 uint64_t Cluster::last_index(unsigned i) { return sf_last_index(fixture_, i); }
 uint64_t Cluster::commit_index(unsigned i) { return sf_commit_index(fixture_, i); }
-uint64_t Cluster::last_applied(unsigned i) { return sf_last_applied(fixture_, i); }
+uint64_t Cluster::last_applied(unsigned i) {
+  // As raft_node's status: libraft's count once the applier is idle.
+  const raft::Applier& applier = *servers_[i]->applier;
+  return applier.idle() ? sf_last_applied(fixture_, i) : applier.last_applied();
+}
 
 bool Cluster::alive(unsigned i) const { return sf_alive(fixture_, i); }
 
@@ -151,11 +171,20 @@ void Cluster::refresh(unsigned i) {
   }
 }
 
+// As raft_node: a committed barrier completes once the applier reaches it.
 void Cluster::on_barrier_done(void* data, int status) {
-  std::unique_ptr<Barrier> b(static_cast<Barrier*>(data));
+  std::shared_ptr<Barrier> b(static_cast<Barrier*>(data));
   Server& s = *b->server;
   if (s.cluster->closing_ || b->generation != s.generation) return;
-  s.leadership->barrier_done(b->term, b->proposed_at, status == 0);
+  if (status != 0) {
+    s.leadership->barrier_done(b->term, b->proposed_at, false);
+    return;
+  }
+  s.applier->push_marker([b] {
+    Server& s = *b->server;
+    if (s.cluster->closing_ || b->generation != s.generation) return;
+    s.leadership->barrier_done(b->term, b->proposed_at, true);
+  });
 }
 
 void Cluster::kill(unsigned i) {
@@ -170,6 +199,9 @@ void Cluster::revive(unsigned i) {
 
 void Cluster::restart_process(unsigned i) {
   Server& s = *servers_[i];
+  // The entries queued to its applier are committed: a restarted node
+  // replays them from its log; here libraft survives, so they are applied.
+  drain(s);
   ++s.generation;
   s.lease_wanted_until = -absl::InfiniteDuration();
   s.leadership =
@@ -249,41 +281,49 @@ void Cluster::propose(unsigned i, const model::CommandBatch& batch, ProposeCallb
     p->cb(raft_error(rv, "raft_apply"));
     return;
   }
-  s.state_machine->await(index);
+  Cluster* cluster = this;
+  s.applier->await(index, [cluster, server = &s, generation = p->generation, bound = p->bound,
+                           cb = p->cb, index](Result<store::ApplyOutcome> outcome) {
+    if (cluster->closing_) return;
+    if (bound && generation != server->generation) return;
+    if (!outcome.ok()) return cb(std::move(outcome).error());
+    if (outcome->skipped) {
+      return cb(Error::internal(str_cat("entry ", index, " was skipped: the store is ahead")));
+    }
+    cb(std::move(outcome).value());
+  });
   p.release();  // owned by the request until on_apply_done
 }
 
+// As raft_node: committed (the applier answers the proposer), or failed.
 void Cluster::on_apply_done(void* data, uint64_t index, int status, void* /*result*/) {
   std::unique_ptr<Proposal> p(static_cast<Proposal*>(data));
   Server& s = *p->server;
-  std::unique_ptr<store::ApplyOutcome> outcome = s.state_machine->take(index);
-  if (s.cluster->closing_) return;
-  if (p->bound && p->generation != s.generation) return;
-  if (status != 0) {
-    p->cb(raft_error(status, "proposal not applied"));
+  if (status == 0) {
+    if (!s.cluster->closing_ && p->bound && p->generation == s.generation) {
+      s.leadership->committed(p->term, p->proposed_at);
+    }
     return;
   }
-  CHRONOS_CHECK(outcome != nullptr) << "applied entry " << index << " has no outcome";
-  if (outcome->skipped) {
-    p->cb(Error::internal(str_cat("entry ", index, " was skipped: the store is ahead")));
-    return;
+  if (raft::Applier::Completion done = s.applier->abandon(index)) {
+    done(raft_error(status, "proposal not applied"));
   }
-  if (p->bound) s.leadership->committed(p->term, p->proposed_at);
-  p->cb(std::move(*outcome));
 }
 
 int Cluster::fsm_apply(void* data, const void* base, size_t len, void** result) {
   Server& s = *static_cast<Server*>(data);
   // libraft applies in order and advances last_applied after every entry
   // (barriers included), so this entry is the one after it.
-  const uint64_t index = s.cluster->last_applied(s.index) + 1;
-  s.state_machine->apply(index, std::string_view(static_cast<const char*>(base), len));
-  *result = nullptr;  // outcomes stay in the state machine (StateMachine::await)
+  const uint64_t index = sf_last_applied(s.cluster->fixture_, s.index) + 1;
+  const std::string_view entry(static_cast<const char*>(base), len);
+  *result = nullptr;  // proposers hear from the applier (Applier::await)
+  while (!s.applier->try_push(index, entry)) s.applier->run_one();
   return 0;
 }
 
 int Cluster::fsm_snapshot(void* data, cr_buffer** bufs, unsigned* n) {
   Server& s = *static_cast<Server*>(data);
+  s.cluster->drain(s);  // as raft_node's image waits for the applier
   auto image = s.store->serialize_snapshot();
   if (!image.ok()) return CR_IOERR;
   int rv = raft::image_to_snapshot_buffers(*image, bufs, n);
@@ -299,6 +339,7 @@ int Cluster::fsm_snapshot_finalize(void*, cr_buffer* bufs, unsigned n) {
 // raft_node's restore: on success the FSM owns base.
 int Cluster::fsm_restore(void* data, void* base, size_t len) {
   Server& s = *static_cast<Server*>(data);
+  s.cluster->drain(s);  // as raft_node: queued entries first
   std::string error;
   switch (s.state_machine->restore(std::string_view(static_cast<const char*>(base), len), &error)) {
     case raft::StateMachine::RestoreResult::kCorrupt:

@@ -11,6 +11,7 @@
 #include "base/clock.h"
 #include "base/result.h"
 #include "model/command.h"
+#include "raft/applier.h"
 #include "raft/leadership.h"
 #include "raft/state_machine.h"
 #include "store/store.h"
@@ -45,8 +46,10 @@ struct ClusterOptions {
 
 // N libraft servers inside raft_fixture: in-memory log, disk and network,
 // one fake clock in milliseconds that only raft_fixture_step() advances.
-// Each server's FSM is raft/'s own StateMachine over a real store::Store
-// (apply at raft_last_applied() + 1, restore unless already held), and its
+// Each server's FSM is raft/'s own Applier and StateMachine over a real
+// store::Store (entries queued at raft_last_applied() + 1 and applied one
+// per step, so the store lags libraft as raft_node's apply thread lets it;
+// restore unless already held), and its
 // leadership (the barrier per term, the lease and its renewal) raft/'s own
 // LeadershipTracker, as in raft/raft_node.cc; only how libraft is driven
 // differs. The scheduler driver, targets and clients live outside (World).
@@ -138,6 +141,7 @@ class Cluster {
     cr_fsm fsm{};
     uint64_t generation = 0;     // bumped by restart_process
     std::unique_ptr<raft::StateMachine> state_machine;
+    std::unique_ptr<raft::Applier> applier;  // over state_machine
     std::unique_ptr<raft::LeadershipTracker> leadership;  // the process's: replaced by a restart
     absl::Duration lease_wanted_until = -absl::InfiniteDuration();
     uint64_t snapshots = 0;
@@ -148,6 +152,8 @@ class Cluster {
 
   Cluster() = default;
   void apply_links();
+  // Applies everything queued to s's applier.
+  void drain(Server& s);
 
   static int fsm_apply(void* data, const void* base, size_t len, void** result);
   static int fsm_snapshot(void* data, cr_buffer** bufs, unsigned* n);

@@ -3,12 +3,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <future>
 #include <mutex>
 #include <random>
+#include <variant>
 
 #include "absl/time/clock.h"
 #include "base/ids.h"
@@ -629,6 +631,91 @@ TEST(RaftNode, TransferWithoutAnotherVoterIsNotFound) {
   EXPECT_EQ(change_sync([&](auto cb) { n.raft->transfer_leadership(0, cb); }).error().code,
             ErrorCode::kNotFound);
   EXPECT_EQ(n.raft->status().role, Role::kLeader);
+}
+
+// A store write slower than the election timeout on the leader (a slow
+// disk, a large entry on a large store) used to hold libraft's loop, so
+// the followers heard no heartbeat and elected another leader. Entries are
+// applied on their own thread: the leader keeps its term and its place
+// while its store is slow, and what was proposed after is answered after.
+TEST(RaftNode, ASlowStoreWriteOnTheLeaderKeepsItsLeadership) {
+  TempDir dir;
+  constexpr uint64_t kNodes = 3;
+  std::vector<Peer> voters;
+  for (uint64_t id = 1; id <= kNodes; ++id) {
+    voters.push_back({id, str_cat("127.0.0.1:", free_port())});
+  }
+  std::atomic<uint64_t> slow_node{0};
+  std::atomic<bool> slow_started{false};
+  std::vector<Node> nodes;
+  for (const Peer& peer : voters) {
+    Node n;
+    auto st = store::Store::open(dir.path(str_cat("store-", peer.id)));
+    ASSERT_TRUE(st.ok()) << st.error().message;
+    n.store = std::move(st).value();
+    RaftConfig cfg;
+    cfg.id = peer.id;
+    cfg.address = peer.address;
+    cfg.dir = dir.path(str_cat("raft-", peer.id));
+    cfg.bootstrap_voters = voters;
+    cfg.heartbeat_timeout = absl::Milliseconds(50);
+    cfg.election_timeout = absl::Milliseconds(400);
+    // The hook runs inside apply, after the store write: a pause here is a
+    // slow write as far as libraft can tell.
+    cfg.on_applied = [&slow_node, &slow_started, id = peer.id](const model::CommandBatch& batch,
+                                                                const store::ApplyOutcome&) {
+      if (slow_node.load() != id) return;
+      for (const auto& cmd : batch.commands) {
+        const auto* put = std::get_if<model::PutJob>(&cmd);
+        if (put != nullptr && put->job.name == "slow") {
+          slow_started = true;
+          absl::SleepFor(absl::Seconds(2));
+        }
+      }
+    };
+    auto r = RaftNode::start(cfg, n.store.get());
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    n.raft = std::move(r).value();
+    nodes.push_back(std::move(n));
+  }
+  RaftNode* leader = nullptr;
+  uint64_t leader_id = 0;
+  ASSERT_TRUE(eventually([&] {
+    for (const Node& n : nodes) {
+      RaftStatus s = n.raft->status();
+      if (s.role == Role::kLeader && s.caught_up) {
+        leader = n.raft.get();
+        leader_id = s.id;
+        return true;
+      }
+    }
+    return false;
+  }));
+  const uint64_t term = leader->status().term;
+  slow_node = leader_id;
+
+  std::promise<Result<store::ApplyOutcome>> slow_done, after_done;
+  leader->propose({{model::PutJob{make_job("slow"), 0}}},
+                  [&](Result<store::ApplyOutcome> r) { slow_done.set_value(std::move(r)); });
+  ASSERT_TRUE(eventually([&] { return slow_started.load(); }));
+  leader->propose({{model::PutJob{make_job("after"), 0}}},
+                  [&](Result<store::ApplyOutcome> r) { after_done.set_value(std::move(r)); });
+  auto slow = slow_done.get_future();
+  auto after = after_done.get_future();
+  ASSERT_EQ(slow.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  ASSERT_EQ(after.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  auto slow_outcome = slow.get();
+  auto after_outcome = after.get();
+  ASSERT_TRUE(slow_outcome.ok()) << slow_outcome.error().message;
+  ASSERT_TRUE(after_outcome.ok()) << after_outcome.error().message;
+  EXPECT_LT(slow_outcome->index, after_outcome->index);
+  for (const Node& n : nodes) {
+    RaftStatus s = n.raft->status();
+    EXPECT_EQ(s.term, term) << "node " << s.id << " saw an election";
+    EXPECT_EQ(s.leader_id, leader_id) << "node " << s.id;
+  }
+  EXPECT_EQ(leader->status().role, Role::kLeader);
+  for (Node& n : nodes) n.raft->stop();
 }
 
 }  // namespace
