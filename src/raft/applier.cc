@@ -1,6 +1,9 @@
 #include "raft/applier.h"
 
+#include <algorithm>
 #include <utility>
+
+#include "base/check.h"
 
 namespace chronos::raft {
 
@@ -41,16 +44,41 @@ void Applier::push_marker(std::function<void()> fn) {
 
 void Applier::await(uint64_t index, Completion done) {
   std::lock_guard lock(mu_);
-  waiting_[index] = std::move(done);
+  auto [it, inserted] = waiting_.try_emplace(index);
+  CHRONOS_CHECK(inserted) << "log index " << index << " is already awaited";
+  it->second.done = std::move(done);
+}
+
+void Applier::confirm(uint64_t index) {
+  Completion done;
+  std::optional<Result<store::ApplyOutcome>> outcome;
+  {
+    std::lock_guard lock(mu_);
+    auto it = waiting_.find(index);
+    if (it == waiting_.end()) return;
+    if (!it->second.outcome) {
+      it->second.confirmed = true;  // run_one answers once it applies the entry
+      return;
+    }
+    done = std::move(it->second.done);
+    outcome = std::move(it->second.outcome);
+    waiting_.erase(it);
+  }
+  done(std::move(*outcome));
 }
 
 Applier::Completion Applier::abandon(uint64_t index) {
   std::lock_guard lock(mu_);
   auto it = waiting_.find(index);
   if (it == waiting_.end()) return nullptr;
-  Completion done = std::move(it->second);
+  Completion done = std::move(it->second.done);
   waiting_.erase(it);
   return done;
+}
+
+void Applier::restored(uint64_t index) {
+  std::lock_guard lock(mu_);
+  last_applied_ = std::max(last_applied_, index);
 }
 
 uint64_t Applier::ticket() const {
@@ -81,8 +109,12 @@ bool Applier::run_one() {
       queued_bytes_ -= item.entry.size();
       last_applied_ = item.index;
       if (auto it = waiting_.find(item.index); it != waiting_.end()) {
-        done = std::move(it->second);
-        waiting_.erase(it);
+        if (it->second.confirmed) {
+          done = std::move(it->second.done);
+          waiting_.erase(it);
+        } else {
+          it->second.outcome = std::move(outcome);  // confirm() answers
+        }
       }
     }
     ++done_;

@@ -6,6 +6,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -22,7 +23,9 @@ namespace chronos::raft {
 // heartbeats and storing entries while another thread writes the store.
 // libraft then counts an entry as applied when it is queued; whatever needs
 // it applied to the store waits here instead:
-// - a proposer: await(index) runs its completion once the entry is applied;
+// - a proposer: await(index) runs its completion once the entry is applied
+//   and libraft has confirmed (confirm) that the entry applied at that
+//   index is the proposer's own;
 // - a barrier (a consistent read, the leader's barrier per term): a marker
 //   runs once everything queued before it is applied;
 // - a snapshot: ticket() then wait_done() before the store is read;
@@ -65,13 +68,24 @@ class Applier {
   // Runs `fn` on the applying thread once every entry queued before it is
   // applied. Not bounded by Limits: callers queue one per barrier.
   void push_marker(std::function<void()> fn);
-  // The proposal at log `index`: `done` runs on the applying thread with
-  // its outcome once that entry is applied. Call it before the entry can
-  // commit (right after raft_apply returned the index).
+  // The proposal at log `index`: `done` runs with its outcome once the
+  // entry at that index is applied and confirm(index) was called, on the
+  // thread that does the later of the two. Call it before the entry can
+  // commit (right after raft_apply returned the index); an index may be
+  // awaited once at a time.
+  //
+  // Both are needed because the entry applied at an index is not always
+  // the one proposed there: a deposed leader's uncommitted entry can be
+  // replaced by the new leader's, which libraft may queue here before it
+  // fails the old request. libraft's request callback tells which
+  // (status 0: confirm; an error: abandon).
   void await(uint64_t index, Completion done);
+  // libraft reports the proposal at `index` applied (its request succeeded).
+  void confirm(uint64_t index);
   // A proposal's request failed (leadership lost, shutdown): its
-  // completion if it has not run, which then never runs here; nullptr when
-  // it already ran (the entry was applied) or was never awaited.
+  // completion if it has not run, which then never runs here (an outcome
+  // already applied at that index belongs to another entry and is
+  // dropped); nullptr when it already ran or was never awaited.
   Completion abandon(uint64_t index);
 
   // How many items have been queued so far; wait_done(ticket()) waits for
@@ -96,8 +110,12 @@ class Applier {
   // Makes run() return once everything queued is done.
   void finish();
 
-  // The index of the last entry applied (or skipped as held) here; 0
-  // before the first. Entries libraft counts as applied without queueing
+  // A snapshot at `index` was restored into the store (the queue is
+  // drained): last_applied() moves up to it.
+  void restored(uint64_t index);
+
+  // The index of the last entry applied (or skipped as held) here, or
+  // restored; 0 before the first. Entries libraft counts as applied without queueing
   // them (barriers, configuration changes) are not included; idle() tells
   // when libraft's own count is exact.
   uint64_t last_applied() const;
@@ -125,7 +143,13 @@ class Applier {
   uint64_t last_applied_ = 0;        // guarded by mu_
   bool finishing_ = false;           // guarded by mu_
   bool stopped_ = false;             // run() returned; guarded by mu_
-  std::unordered_map<uint64_t, Completion> waiting_;  // guarded by mu_
+  // A proposal awaited at an index: its completion, and what is known yet.
+  struct Waiter {
+    Completion done;
+    bool confirmed = false;                          // confirm() was called
+    std::optional<Result<store::ApplyOutcome>> outcome;  // set once applied
+  };
+  std::unordered_map<uint64_t, Waiter> waiting_;  // guarded by mu_
 };
 
 }  // namespace chronos::raft

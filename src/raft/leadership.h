@@ -46,7 +46,7 @@ class LeadershipTracker {
   // `term`) completed; `ok` false when it failed (it is asked for again).
   void barrier_done(uint64_t term, absl::Duration proposed_at, bool ok);
   // An entry this member proposed at `proposed_at` while leader of `term`
-  // was committed and applied.
+  // was committed (a majority stored it; it may not be applied yet).
   void committed(uint64_t term, absl::Duration proposed_at);
 
   // A barrier of `term` has been applied: on a leader of that term, every

@@ -549,12 +549,12 @@ class RaftNodeImpl final : public RaftNode {
   }
 
   // Bounds of one group-commit entry. Every member applies a whole entry
-  // in one go on its loop thread, which sends no heartbeat meanwhile: on a
-  // million-job store under load a create's apply took ~0.3 ms and an
-  // execution start ~0.25 ms, and entries of ~600 creates or 1 000 starts
-  // held the loop for 200-300 ms, most of a 400 ms election timeout. 64 KiB
-  // (about 100 creates, or 160 starts) keeps an apply to tens of
-  // milliseconds.
+  // in one store write, and every answer behind it waits for that write:
+  // on a million-job store under load a create's apply took ~0.3 ms and an
+  // execution start ~0.25 ms. 64 KiB (about 100 creates, or 160 starts)
+  // keeps an entry's apply to tens of milliseconds. (When apply ran on the
+  // loop thread, entries of ~600 creates held it for 200-300 ms, most of a
+  // 400 ms election timeout.)
   static constexpr size_t kMaxGroupBytes = 64u << 10;
   static constexpr uint32_t kMaxGroupCommands = 128;
 
@@ -644,12 +644,14 @@ class RaftNodeImpl final : public RaftNode {
 
   // libraft's callback: the entry is committed and queued to the applier
   // (status 0), or will not be applied through this request. The members
-  // hear back from the applier (answer_group), or here on failure.
+  // hear back through the applier (answer_group), once it has applied the
+  // entry and this confirmed it, or here on failure.
   static void on_group_applied(void* data, uint64_t index, int status, void* /*result*/) {
     std::unique_ptr<Group> g(static_cast<Group*>(data));
     RaftNodeImpl* self = g->node;
     if (status == 0) {
       self->leadership_.committed(g->term, g->proposed_at);
+      self->applier_.confirm(index);  // the entry applied at `index` is this one
       return;
     }
     // A failed request is failed while libraft changes state: the status
@@ -1166,6 +1168,7 @@ class RaftNodeImpl final : public RaftNode {
         break;
       case StateMachine::RestoreResult::kRestored:
         spdlog::info("raft: restored snapshot at index {}", self->store_->applied_index());
+        self->applier_.restored(self->store_->applied_index());
         break;
     }
     self->last_image_bytes_.store(store::snapshot_raw_bytes(image));  // checked by now
@@ -1226,7 +1229,11 @@ class RaftNodeImpl final : public RaftNode {
     s.commit_index = cr_commit_index(node_);
     // libraft counts an entry applied once it is queued to the applier;
     // while the applier works, what the store holds is its count.
-    s.applied_index = applier_.idle() ? cr_last_applied(node_) : applier_.last_applied();
+    // Never reported lower than before: libraft's count includes barriers,
+    // which the applier's does not.
+    s.applied_index = std::max(
+        reported_applied_, applier_.idle() ? cr_last_applied(node_) : applier_.last_applied());
+    reported_applied_ = s.applied_index;
     s.last_index = cr_last_index(node_);
     const bool leading = s.role == Role::kLeader;
     const int64_t election_ms = absl::ToInt64Milliseconds(config_.election_timeout);
@@ -1277,10 +1284,9 @@ class RaftNodeImpl final : public RaftNode {
       submit(std::move(p));
     }
     if (s.role == Role::kLeader && leading) {
-      // Once that barrier is applied the leader has every committed entry;
-      // later entries are applied in the same loop turn that commits them
-      // (a refresh from inside an apply batch may see commit > applied for
-      // a moment, which is not lag).
+      // Once that barrier is applied the leader has every entry committed
+      // before its term; later ones reach the store through the applier
+      // (commit > applied while it works is not lag).
       s.caught_up = leadership_.caught_up(s.term);
       s.lease_until = leadership_.lease_until(s.term);
       if (s.caught_up) compact_if_restored();
@@ -1326,6 +1332,7 @@ class RaftNodeImpl final : public RaftNode {
   bool snapshot_in_progress_ = false;
   uint64_t snapshot_index_ = 0;
   uint64_t snapshot_ticket_ = 0;  // the applier's ticket at fsm_snapshot
+  uint64_t reported_applied_ = 0;  // the status's last applied index
   uint64_t last_snapshot_index_ = 0;
   // The snapshot fsm_snapshot_held told libraft not to read (start-up).
   uint64_t held_snapshot_index_ = 0;

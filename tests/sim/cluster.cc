@@ -199,10 +199,11 @@ void Cluster::revive(unsigned i) {
 
 void Cluster::restart_process(unsigned i) {
   Server& s = *servers_[i];
-  // The entries queued to its applier are committed: a restarted node
-  // replays them from its log; here libraft survives, so they are applied.
-  drain(s);
   ++s.generation;
+  // The entries queued to its applier are committed: a restarted node
+  // replays them from its log; here libraft survives, so they are applied
+  // (after the generation moved: the dead process hears of none of them).
+  drain(s);
   s.lease_wanted_until = -absl::InfiniteDuration();
   s.leadership =
       std::make_unique<raft::LeadershipTracker>(absl::Milliseconds(election_timeout_ms_));
@@ -303,6 +304,7 @@ void Cluster::on_apply_done(void* data, uint64_t index, int status, void* /*resu
     if (!s.cluster->closing_ && p->bound && p->generation == s.generation) {
       s.leadership->committed(p->term, p->proposed_at);
     }
+    s.applier->confirm(index);
     return;
   }
   if (raft::Applier::Completion done = s.applier->abandon(index)) {
@@ -348,6 +350,7 @@ int Cluster::fsm_restore(void* data, void* base, size_t len) {
       return CR_IOERR;
     case raft::StateMachine::RestoreResult::kRestored:
       ++s.restores;
+      s.applier->restored(s.store->applied_index());
       break;
     case raft::StateMachine::RestoreResult::kAlreadyHeld:
       break;

@@ -73,6 +73,7 @@ TEST_F(ApplierTest, AProposerHearsOnlyOnceItsEntryIsInTheStore) {
   EXPECT_EQ(applier.last_applied(), 0u);
   EXPECT_EQ(store_->applied_index(), 0u) << "queueing applies nothing";
 
+  applier.confirm(2);  // libraft's request callback, before or after apply
   EXPECT_TRUE(applier.run_one());
   EXPECT_EQ(applier.last_applied(), 1u);
   EXPECT_TRUE(events.empty());
@@ -100,6 +101,43 @@ TEST_F(ApplierTest, AnAbandonedProposalIsAnsweredByWhoeverAbandonedIt) {
   EXPECT_EQ(answered, 1);
 }
 
+// A deposed leader's uncommitted entry at an index can be replaced by the
+// new leader's, which libraft may queue before it fails the old request:
+// what was applied there is not the proposer's, so only libraft's verdict
+// answers it.
+TEST_F(ApplierTest, AnEntryAppliedAtAnAwaitedIndexAnswersOnlyWhenLibraftConfirmsIt) {
+  Applier applier(state_machine_.get(), Applier::Limits{});
+  std::vector<std::string> answers;
+  auto record = [&](Result<store::ApplyOutcome> r) {
+    answers.push_back(r.ok() ? str_cat("applied ", r->index) : r.error().message);
+  };
+  applier.await(1, record);
+  applier.await(2, record);
+  ASSERT_TRUE(applier.try_push(1, create_entry("mine")));
+  ASSERT_TRUE(applier.try_push(2, create_entry("the new leader's")));
+  ASSERT_TRUE(applier.run_one());
+  ASSERT_TRUE(applier.run_one());
+  EXPECT_TRUE(answers.empty()) << "applied, not yet confirmed";
+  applier.confirm(1);
+  EXPECT_EQ(answers, std::vector<std::string>{"applied 1"});
+  Applier::Completion failed = applier.abandon(2);
+  ASSERT_NE(failed, nullptr);
+  failed(Error{ErrorCode::kNoLeader, "leadership lost", {}});
+  EXPECT_EQ(answers, (std::vector<std::string>{"applied 1", "leadership lost"}));
+  applier.confirm(2);  // nothing left to answer
+  EXPECT_EQ(answers.size(), 2u);
+}
+
+TEST_F(ApplierTest, ARestoredSnapshotMovesTheAppliedIndexUp) {
+  Applier applier(state_machine_.get(), Applier::Limits{});
+  ASSERT_TRUE(applier.try_push(1, create_entry("a")));
+  ASSERT_TRUE(applier.run_one());
+  applier.restored(5000);
+  EXPECT_EQ(applier.last_applied(), 5000u);
+  applier.restored(10);
+  EXPECT_EQ(applier.last_applied(), 5000u);
+}
+
 TEST_F(ApplierTest, AReplayTheStoreHoldsIsSkippedAndSaysSo) {
   Applier applier(state_machine_.get(), Applier::Limits{});
   ASSERT_TRUE(applier.try_push(1, create_entry("a")));
@@ -110,6 +148,7 @@ TEST_F(ApplierTest, AReplayTheStoreHoldsIsSkippedAndSaysSo) {
   });
   ASSERT_TRUE(applier.try_push(1, create_entry("a again")));
   ASSERT_TRUE(applier.run_one());
+  applier.confirm(1);
   EXPECT_TRUE(skipped);
   EXPECT_EQ(store_->job_count(), 1u);
 }
@@ -146,6 +185,7 @@ TEST_F(ApplierTest, ThreadsWaitForRoomAndForTicketsAndFinishWhatWasQueued) {
   uint64_t ticket = 0;
   for (int i = 1; i <= kEntries; ++i) {
     applier.push(static_cast<uint64_t>(i), create_entry(str_cat("j", i)));  // waits for room
+    applier.confirm(static_cast<uint64_t>(i));
     if (i == kEntries / 2) ticket = applier.ticket();
   }
   ASSERT_TRUE(applier.wait_done(ticket));
