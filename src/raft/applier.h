@@ -115,9 +115,9 @@ class Applier {
   void restored(uint64_t index);
 
   // The index of the last entry applied (or skipped as held) here, or
-  // restored; 0 before the first. Entries libraft counts as applied without queueing
-  // them (barriers, configuration changes) are not included; idle() tells
-  // when libraft's own count is exact.
+  // restored; 0 before the first. Entries libraft counts as applied
+  // without queueing them (barriers, configuration changes) are not
+  // included; idle() tells when libraft's own count is exact.
   uint64_t last_applied() const;
   // Nothing is queued or being applied.
   bool idle() const;
