@@ -12,6 +12,7 @@
 #include "api/forwarder.h"
 #include "api/http_server.h"
 #include "base/clock.h"
+#include "base/elapsed.h"
 #include "base/metrics.h"
 #include "base/strings.h"
 #include "dispatch/http_dispatcher.h"
@@ -287,11 +288,6 @@ class NodeImpl final : public Node {
     CHRONOS_RETURN_IF_ERROR(api::split_host_port(config.raft_address, "cluster.raft.address"));
     // Start-up milestones, for the log (restart time is a measured figure).
     const auto t_open = std::chrono::steady_clock::now();
-    const auto ms_since = [](std::chrono::steady_clock::time_point t) {
-      return std::chrono::duration_cast<std::chrono::milliseconds>(
-                 std::chrono::steady_clock::now() - t)
-          .count();
-    };
     CHRONOS_ASSIGN_OR_RETURN(
         store_, store::Store::open((std::filesystem::path(config.data_dir) / "store").string()));
     spdlog::info("store: opened in {} ms ({} job(s), applied index {})", ms_since(t_open),

@@ -66,7 +66,9 @@ class Applier {
   // As try_push, waiting while the queue is full.
   void push(uint64_t index, std::string_view entry);
   // Runs `fn` on the applying thread once every entry queued before it is
-  // applied. Not bounded by Limits: callers queue one per barrier.
+  // applied. Not bounded by Limits; the callers bound them (raft_node: a
+  // barrier keeps its pending-proposal slot until its marker runs, and the
+  // leader's own barrier is one at a time).
   void push_marker(std::function<void()> fn);
   // The proposal at log `index`: `done` runs with its outcome once the
   // entry at that index is applied and confirm(index) was called, on the

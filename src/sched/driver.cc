@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/cleanup/cleanup.h"
+#include "base/elapsed.h"
 #include "base/strings.h"
 #include "dispatch/backoff.h"
 #include "model/job_codec.h"
@@ -55,13 +56,6 @@ const store::ItemResults* items_of(const Result<store::ApplyOutcome>& outcome, s
 }
 
 std::string when(absl::Time t) { return model::format_time(t); }
-
-// Wall milliseconds since `t`, for the log only (the driver's own clock is
-// the turn's `now`, which does not move within a turn).
-int64_t ms_since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t)
-      .count();
-}
 
 }  // namespace
 
